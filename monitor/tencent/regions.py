@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,38 @@ REGIONS: dict[str, Region] = {
 }
 
 DEFAULT_REGION = "singapore"
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost names and addresses in 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be used as an API base URL, or None when it can.
+
+    https is required; http is accepted only for loopback hosts (the simulator, tests, the demo).
+    """
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https:// URL such as https://adminapisgp.im.qcloud.com"
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return "must not carry user-info, a query or a fragment"
+    if parts.path not in ("", "/"):
+        return "must be a base URL without a path (the API path is added by the client)"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (http:// is accepted only for loopback hosts)"
+    return None
