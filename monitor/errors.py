@@ -3,6 +3,7 @@
     MonitorError
     ├── ConfigError              the desired-state file is invalid (every problem, each with its place)
     ├── UserSigError             a UserSig failed verification (the simulator's view of a bad sig)
+    ├── SecretUnavailable        an app's secret key cannot be read at check time (reason "auth")
     └── TencentError             a room_config call reached no usable answer
         ├── TransientError       worth retrying inside one check
         │   ├── RequestTimeout       reason "timeout"
@@ -68,6 +69,10 @@ class UserSigError(MonitorError):
     def __init__(self, problem: str, message: str) -> None:
         self.problem = problem
         super().__init__(message)
+
+
+class SecretUnavailable(MonitorError):
+    """The secret key could not be read at check time; the message names the file or variable only."""
 
 
 class TencentError(MonitorError):

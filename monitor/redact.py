@@ -24,12 +24,15 @@ def redact_url(url: str) -> str:
     except ValueError:
         return redact_text(url)
     netloc = parts.netloc
+    if "@" not in netloc and not parts.query:
+        return url
     if "@" in netloc:
         netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
     query = parts.query
     if query:
         query = "&".join(_redact_pair(pair) for pair in query.split("&"))
-    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+    scheme = url[: len(parts.scheme)]  # urlsplit lower-cases the scheme; show it as written
+    return urlunsplit(SplitResult(scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _redact_pair(pair: str) -> str:
