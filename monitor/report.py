@@ -1,0 +1,172 @@
+"""The one-shot commands' output: the check report (text and JSON) and the export YAML.
+
+The JSON report is a public format (CI jobs parse it); its shape is documented in the README and
+versioned by its ``version`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from monitor.config import AppConfig
+from monitor.drift import SEVERITY, Finding
+from monitor.redact import redact_url
+from monitor.state import CheckError, Outcome
+from monitor.tencent.model import CallbackConfig
+
+REPORT_VERSION = 1
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class AppResult:
+    app: AppConfig
+    outcome: Outcome
+
+    @property
+    def result(self) -> str:
+        verdict = self.outcome.verdict
+        if verdict is None:
+            return "error"
+        return "in_sync" if verdict.in_sync else "drift"
+
+
+def exit_code(results: Sequence[AppResult]) -> int:
+    """0 all in sync, 1 drift or policy violation, 2 any app not checked (2 wins over 1)."""
+    kinds = {r.result for r in results}
+    if "error" in kinds:
+        return EXIT_ERROR
+    return EXIT_DRIFT if "drift" in kinds else EXIT_OK
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def url_or_none(url: str | None) -> str | None:
+    return None if url is None else redact_url(url)
+
+
+def callback_dict(config: CallbackConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return {"url": redact_url(config.url), "commands": list(config.commands)}
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind.value,
+        "severity": SEVERITY[finding.kind],
+        "policy": finding.policy,
+        "ignored": finding.ignored,
+        "desired": url_or_none(finding.desired),
+        "observed": url_or_none(finding.observed),
+        "missing": list(finding.missing),
+        "unexpected": list(finding.unexpected),
+    }
+
+
+def error_dict(error: CheckError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "reason": error.reason,
+        "message": error.message,
+        "code": error.code,
+        "request_id": error.request_id or None,
+    }
+
+
+def to_json(results: Sequence[AppResult], *, source: str, generated: float) -> dict[str, Any]:
+    counts = {"in_sync": 0, "drift": 0, "error": 0}
+    apps = []
+    for r in results:
+        counts[r.result] += 1
+        verdict = r.outcome.verdict
+        apps.append(
+            {
+                "name": r.app.name,
+                "sdkappid": r.app.sdkappid,
+                "result": r.result,
+                "findings": [finding_dict(f) for f in verdict.findings] if verdict else [],
+                "desired": callback_dict(r.app.callback),
+                "observed": callback_dict(verdict.observed) if verdict else None,
+                "error": error_dict(r.outcome.error),
+                "duration_seconds": round(r.outcome.finished - r.outcome.started, 3),
+            }
+        )
+    return {
+        "version": REPORT_VERSION,
+        "generated": iso(generated),
+        "config": source,
+        "summary": {"apps": len(results), **counts, "exit_code": exit_code(results)},
+        "apps": apps,
+    }
+
+
+def _finding_lines(finding: Finding) -> list[str]:
+    label = f"{finding.kind.value} ({SEVERITY[finding.kind]}{', ignored' if finding.ignored else ''})"
+    lines = [label]
+    if finding.missing:
+        lines.append(f"  missing    {', '.join(finding.missing)}")
+    if finding.unexpected:
+        lines.append(f"  unexpected {', '.join(finding.unexpected)}")
+    if finding.kind.value in ("url_mismatch", "insecure_url", "host_not_allowed", "config_present"):
+        if finding.desired is not None:
+            lines.append(f"  desired    {redact_url(finding.desired)}")
+        lines.append(f"  observed   {url_or_none(finding.observed) or '(none)'}")
+    if finding.kind.value == "config_missing" and finding.desired is not None:
+        lines.append(f"  desired    {redact_url(finding.desired)}")
+        lines.append("  observed   (no callback configured)")
+    return lines
+
+
+def render_text(results: Sequence[AppResult]) -> str:
+    """A table a person reads: one row per app, details of findings and errors indented below."""
+    name_w = max([len("APP"), *(len(r.app.name) for r in results)])
+    id_w = max([len("SDKAPPID"), *(len(str(r.app.sdkappid)) for r in results)])
+    head = f"{'APP':<{name_w}}  {'SDKAPPID':<{id_w}}  {'RESULT':<7}  DETAILS"
+    out = [head]
+    indent = " " * (name_w + id_w + 13)
+    order = {"error": 0, "drift": 1, "in_sync": 2}
+    for r in sorted(results, key=lambda r: (order[r.result], r.app.name)):
+        shown = {"in_sync": "in sync", "drift": "DRIFT", "error": "ERROR"}[r.result]
+        details: list[str] = []
+        if r.outcome.error is not None:
+            details = [f"{r.outcome.error.reason}: {r.outcome.error.message}"]
+        elif r.outcome.verdict is not None:
+            for finding in r.outcome.verdict.findings:
+                details += _finding_lines(finding)
+        row = f"{r.app.name:<{name_w}}  {r.app.sdkappid:<{id_w}}  {shown:<7}"
+        out.append(f"{row}  {details[0]}" if details else row)
+        out += [indent + line for line in details[1:]]
+    counts = {k: sum(1 for r in results if r.result == k) for k in ("in_sync", "drift", "error")}
+    out.append("")
+    out.append(
+        f"{len(results)} app{'s' if len(results) != 1 else ''}: {counts['in_sync']} in sync, "
+        f"{counts['drift']} drifted, {counts['error']} not checked"
+    )
+    return "\n".join(out) + "\n"
+
+
+def export_yaml(
+    items: Sequence[tuple[AppConfig, CallbackConfig | None]], *, reveal: bool, header: str
+) -> str:
+    """The live configs as ``callback:`` blocks, ready to paste into the desired-state file."""
+    apps = []
+    for app, observed in items:
+        callback: dict[str, Any] | None = None
+        if observed is not None:
+            url = observed.url if reveal else redact_url(observed.url)
+            callback = {"url": url, "commands": list(observed.commands)}
+        apps.append({"name": app.name, "sdkappid": app.sdkappid, "callback": callback})
+    body = yaml.safe_dump({"apps": apps}, sort_keys=False, default_flow_style=False, width=1000)
+    return header + body
