@@ -64,6 +64,22 @@ def _render_exception(_logger: WrappedLogger, _name: str, event_dict: EventDict)
     return event_dict
 
 
+class _SkippedRunIsDebug(logging.Filter):
+    """APScheduler warns whenever a run is due while the app's previous check still runs. With
+    ``max_instances=1`` that skip is the intended back-pressure, and while the API is slow it would
+    be one warning per app per interval: demote it to debug."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "maximum number of running instances" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self._level <= logging.DEBUG
+        return True
+
+
 def configure(*, fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog and the stdlib root logger. ``fmt``: "json", "console" or None (auto)."""
     stream = stream if stream is not None else sys.stdout
@@ -106,5 +122,9 @@ def configure(*, fmt: str | None = None, level: str = "info", stream: TextIO | N
     root.setLevel(numeric)
     # APScheduler logs every job run at INFO; keep its warnings (missed runs) and errors only.
     logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
+    scheduler_logger = logging.getLogger("apscheduler.scheduler")
+    for old in [f for f in scheduler_logger.filters if isinstance(f, _SkippedRunIsDebug)]:
+        scheduler_logger.removeFilter(old)
+    scheduler_logger.addFilter(_SkippedRunIsDebug(numeric))
     # Access logs are written by the web module for the pages people open; probes stay quiet.
     logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.INFO))

@@ -94,6 +94,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._apps: dict[str, AppConfig] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -153,30 +154,39 @@ class Scheduler:
 
     async def _job(self, name: str) -> None:
         app = self._apps.get(name)
-        if app is None:
+        if app is None or self._closing:
             return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
             async with self._semaphore:
-                await self._run_check(app)
+                if not self._closing:
+                    await self._run_check(app)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # Cancelled by shutdown() after its grace: the end we asked for, not an error. Raising
+            # would make APScheduler log it as a job failure with a traceback.
         finally:
             self._tasks.discard(task)
-            job = self._scheduler.get_job(name)
+            job = self._scheduler.get_job(name) if not self._closing else None
             nxt = job.next_run_time if job is not None else None
             self._on_planned(name, nxt.timestamp() if nxt is not None else None)
 
     async def shutdown(self, grace: float) -> None:
         """Stop starting checks; give running ones ``grace`` seconds, then cancel them."""
+        self._closing = True
+        if self._scheduler.running:
+            # Not shutdown() yet: APScheduler's asyncio executor cancels every running job at once.
+            self._scheduler.pause()
+        pending = set(self._tasks)
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+                log.info("checks_cancelled", count=len(still))
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        pending = set(self._tasks)
-        if not pending:
-            return
-        _done, still = await asyncio.wait(pending, timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=1.0)
-            log.info("checks_cancelled", count=len(still))
