@@ -29,9 +29,10 @@ class Plan:
 
     throughput_runs: dict[int, int]
     footprint_sizes: tuple[int, ...]
+    footprint_interval: float  # s; the first pass is spread over at most this
     scrapes: int
     schedule: tuple[int, float]  # apps, interval (s)
-    idle: tuple[int, float]  # apps, seconds measured
+    idle: tuple[int, float, float]  # apps, interval (s), seconds measured
     detection: tuple[int, float, int]  # apps, interval (s), trials
     startup: tuple[int, int]  # apps, runs
     sharding: tuple[int, float]  # apps, requests/s per replica
@@ -42,13 +43,14 @@ class Plan:
 FULL = Plan(
     throughput_runs={100: 15, 1_000: 9, 10_000: 5},
     footprint_sizes=(0, 100, 1_000, 10_000),
+    footprint_interval=60.0,
     scrapes=5,
     schedule=(10_000, 60.0),
-    idle=(100, 180.0),
+    idle=(100, 60.0, 180.0),
     detection=(20, 10.0, 8),
     startup=(10_000, 5),
     sharding=(20_000, 500.0),
-    failing=(10_000, 40.0),
+    failing=(10_000, 60.0),
     budgets={
         "throughput": 900,
         "footprint": 900,
@@ -63,10 +65,11 @@ FULL = Plan(
 QUICK = Plan(
     throughput_runs={100: 3},
     footprint_sizes=(0, 100),
+    footprint_interval=2.0,
     scrapes=2,
-    schedule=(100, 2.0),
-    idle=(100, 3.0),
-    detection=(5, 1.5, 3),
+    schedule=(100, 1.0),
+    idle=(100, 2.0, 3.0),
+    detection=(5, 1.0, 3),
     startup=(1_000, 2),
     sharding=(1_000, 1_000.0),
     failing=(100, 3.0),
@@ -104,6 +107,7 @@ def _jobs(
                     memory="memory" in wanted,
                     scrape="scrape" in wanted,
                     scrapes=plan.scrapes,
+                    interval=plan.footprint_interval,
                 ),
             )
         )
@@ -176,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
     )
     info = machine()
-    load = os.getloadavg()[0]
+    info["loadavg_at_start"] = os.getloadavg()
+    load = info["loadavg_at_start"][0]
     if load > (info["cores"] or 1) * 0.5:
         print(
-            f"[bench] warning: load average {load:.1f} before starting; others are using this machine",
+            f"[bench] warning: the load average is {load:.1f} before starting: figures will be noisy",
             file=sys.stderr,
         )
     started = time.time()
@@ -194,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir.cleanup()
             else:
                 print(f"[bench] scratch directory kept: {workdir.root}", file=sys.stderr)
+    info["loadavg_at_end"] = os.getloadavg()
     path = write_json(args.out, info, command, sections, started)
     print()
     print(header(info, command))

@@ -69,7 +69,7 @@ async def _scrape_with_pings(
 
 def _generate_latest_seconds(text: str, runs: int) -> tuple[float, bool]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Replay(list(text_string_to_metric_families(text))))  # type: ignore[arg-type]
+    registry.register(_Replay(list(text_string_to_metric_families(text))))
     times = []
     rendered = b""
     for _ in range(runs):
@@ -87,13 +87,16 @@ async def measure(
     memory: bool,
     scrape: bool,
     scrapes: int,
+    interval: float = 60.0,
 ) -> None:
     sizes_done: dict[int, dict[str, Any]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         for n in sizes:
             fleet = Fleet(n)
             async with simulator(workdir, fleet, session, label=f"{section.name}-sim-{n}") as sim:
-                config = workdir.write_config(fleet, f"{section.name}-{n}", endpoint=sim.url)
+                config = workdir.write_config(
+                    fleet, f"{section.name}-{n}", endpoint=sim.url, interval=f"{interval:g}s"
+                )
                 async with serve(workdir, config, session, label=f"{section.name}-serve-{n}") as daemon:
                     started = time.monotonic()
                     await sim.wait_all_seen(fleet, within=n / 200 + 60)
@@ -119,9 +122,12 @@ async def measure(
                     raw["end_kib"] = daemon.child.memory_kib()
                     sizes_done[n] = raw
                     section.raw[f"n={n}"] = raw
-            if memory:
-                peak = raw["end_kib"]["VmHWM"] * 1024 / 1e6
-                section.add(n, "serve peak resident memory by the end (VmHWM)", peak, "MB", digits=1)
+            if memory and scrape:
+                end, peak = raw["end_kib"]["VmRSS"] * 1024 / 1e6, raw["end_kib"]["VmHWM"] * 1024 / 1e6
+                section.add(
+                    n, f"serve resident memory after {2 * scrapes} scrapes (VmRSS)", end, "MB", digits=1
+                )
+                section.add(n, "serve peak resident memory (VmHWM)", peak, "MB", digits=1)
     if memory and 0 in sizes and max(sizes) > 0:
         top = max(sizes)
         rss = {k: v["after_first_pass_kib"]["VmRSS"] for k, v in sizes_done.items()}

@@ -113,13 +113,17 @@ def machine() -> dict[str, Any]:
 
 
 def header(info: dict[str, Any], command: str) -> str:
+    load = ""
+    if "loadavg_at_end" in info:
+        start, end = info["loadavg_at_start"][0], info["loadavg_at_end"][0]
+        load = f"load average (1 min) at start {start:.2f}, at end {end:.2f}\n"
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     mem = info["memory_mib"]
     return (
         f"machine: {info['cores']} cores ({info['usable_cores']} usable), "
         f"{mem / 1024:.1f} GiB memory, {info['cpu']}, {info['os']}\n"
         f"python {info['python']}; {versions}; revision {info['revision']}\n"
-        f"command: {command}\n"
+        f"command: {command}\n{load}"
     )
 
 

@@ -117,7 +117,7 @@ def _evaluate(
     share = on_time / slots if slots else 0.0
     section.notes.append(
         f"{n:,} apps, interval {interval:g}s (jitter up to {jitter:g}s), limits at their defaults "
-        "(200 requests/s, 32 in flight): a pass takes N/200 s"
+        "(200 requests/s, 32 in flight); the first pass is spread over N/200 s"
     )
     section.add(n, "planned checks observed", slots)
     if delays:

@@ -11,14 +11,18 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor import __version__, logs
 from monitor.config import AppConfig, Config, load_config
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.report import AppResult, exit_code, export_yaml, render_text, to_json
-from monitor.settings import DEFAULT_LISTEN, Shard, env_name, parse_listen
+from monitor.settings import DEFAULT_LISTEN, Shard, env_name, parse_listen, parse_switch, tls_context
+from monitor.state import CheckError
 from monitor.tencent.model import CallbackConfig
+
+if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent
+    from monitor.remediate import Plan, Result
 
 EXIT_USAGE = 2
 
@@ -31,6 +35,8 @@ examples:
   callback-monitor validate --config monitor.yaml        check the file before you commit it
   callback-monitor check --config monitor.yaml           one pass; exit 0 in sync, 1 drift, 2 error
   callback-monitor export --config monitor.yaml > live.yaml
+  callback-monitor plan --config monitor.yaml            the calls that would fix drift; writes nothing
+  callback-monitor apply --config monitor.yaml           make them after you confirm, read back
   callback-monitor serve --config monitor.yaml           the daemon: /metrics, /status, alerts
 """
 
@@ -62,6 +68,20 @@ def _add_logging(p: argparse.ArgumentParser) -> None:
         default=_env("--log-level", "info"),
         help="the least important log level written (default: info)",
     )
+
+
+def _add_ca_bundle(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ca-bundle",
+        metavar="FILE",
+        default=_env("--ca-bundle"),
+        help="verify the Tencent API's certificate against only the CAs in this PEM file instead of "
+        "the system's (env CALLBACK_MONITOR_CA_BUNDLE); verification itself is always on",
+    )
+
+
+def _ca_bundle(args: argparse.Namespace) -> Path | None:
+    return Path(args.ca_bundle) if args.ca_bundle else None
 
 
 def _add_apps(p: argparse.ArgumentParser) -> None:
@@ -121,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("--external-url"),
         help="the URL people use to reach this monitor's status page (used in alert links)",
     )
+    serve.add_argument(
+        "--read-only",
+        action="store_true",
+        help="never write to Tencent, whatever the config says: self-heal (remediate: true) is "
+        "switched off (env CALLBACK_MONITOR_READ_ONLY=1, true or yes)",
+    )
+    _add_ca_bundle(serve)
     _add_logging(serve)
 
     check = sub.add_parser(
@@ -138,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="text for people (default), json for programs (see the README for its fields)",
     )
     _add_apps(check)
+    _add_ca_bundle(check)
     _add_logging(check)
 
     validate = sub.add_parser(
@@ -164,7 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print URLs exactly, query values included (the output then holds secrets)",
     )
+    _add_ca_bundle(export)
     _add_logging(export)
+
+    plan = sub.add_parser(
+        "plan",
+        help="show the call that would restore each app's desired state; writes nothing",
+        description="Read each app's live callback configuration and print the one call that would "
+        "bring it to the desired state (set_callback, update_callback or delete_callback), with the "
+        "URL (query values redacted) and the command list before and after. Makes no write. Exit "
+        "status: 0 nothing to do, 1 changes planned, 2 some app could not be checked or fixed, or the "
+        "config is invalid.",
+    )
+    _add_config(plan)
+    _add_apps(plan)
+    _add_ca_bundle(plan)
+    _add_logging(plan)
+
+    apply = sub.add_parser(
+        "apply",
+        help="make the planned calls, then read every config back",
+        description="Plan as the plan command does, ask for confirmation, make the calls, and read "
+        "each config back. (remediate: true in the config switches on self-heal in serve; apply is "
+        "the explicit, confirmed write and does not need it.) Without a terminal to ask on "
+        "it refuses unless --yes is given; with CALLBACK_MONITOR_READ_ONLY set it refuses. Exit status: "
+        "0 every app is in sync (read back after its call), 2 otherwise.",
+    )
+    _add_config(apply)
+    _add_apps(apply)
+    apply.add_argument("--yes", "-y", action="store_true", help="make the calls without asking")
+    _add_ca_bundle(apply)
+    _add_logging(apply)
 
     demo = sub.add_parser(
         "demo",
@@ -238,14 +296,15 @@ def _select(config: Config, names: Sequence[str]) -> tuple[AppConfig, ...]:
 
 
 @contextlib.asynccontextmanager
-async def _client(config: Config, observer: Any = None) -> AsyncIterator[Any]:
+async def _client(config: Config, observer: Any = None, ca_bundle: Path | None = None) -> AsyncIterator[Any]:
     import aiohttp  # here, not at the top: validate and --help need no HTTP stack
 
     from monitor.scheduler import RateLimiter
     from monitor.tencent.client import RoomConfigClient
 
     limiter = RateLimiter(config.limits.requests_per_second)
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # the semaphore bounds requests
+    # the semaphore bounds requests; certificates are always verified
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=tls_context(ca_bundle))
     async with aiohttp.ClientSession(connector=connector) as session:
         yield RoomConfigClient(session, observer=observer, throttle=limiter.acquire)
 
@@ -292,10 +351,12 @@ async def _gather_bounded(
         progress.close()
 
 
-async def _check(config: Config, apps: Sequence[AppConfig], verb: str = "checked") -> list[AppResult]:
+async def _check(
+    config: Config, apps: Sequence[AppConfig], verb: str = "checked", ca_bundle: Path | None = None
+) -> list[AppResult]:
     from monitor.checker import Checker
 
-    async with _client(config) as client:
+    async with _client(config, ca_bundle=ca_bundle) as client:
         checker = Checker(client)
 
         async def work(app: AppConfig) -> AppResult:
@@ -308,7 +369,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     _print_warnings(config)
     apps = _select(config, args.app)
-    results = asyncio.run(_check(config, apps))
+    results = asyncio.run(_check(config, apps, ca_bundle=_ca_bundle(args)))
     if args.format == "json":
         doc = to_json(results, source=config.source, generated=time.time())
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -330,7 +391,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _print_warnings(config)
     apps = _select(config, args.app)
     # A check's outcome carries the live config, or an error already classified like check's.
-    results = asyncio.run(_check(config, apps, verb="exported"))
+    results = asyncio.run(_check(config, apps, verb="exported", ca_bundle=_ca_bundle(args)))
     items: list[tuple[AppConfig, CallbackConfig | None]] = []
     failed = 0
     for r in results:
@@ -371,10 +432,141 @@ def cmd_serve(args: argparse.Namespace) -> int:
             listen=parse_listen(args.listen),
             shard=Shard(args.shard_index, args.shard_count),
             external_url=args.external_url,
+            ca_bundle=_ca_bundle(args),
+            read_only=args.read_only or _read_only_env(),
         )
     except ValueError as exc:
         return _fail(str(exc))
     return asyncio.run(run(settings))
+
+
+# ---- plan and apply ------------------------------------------------------------------------------
+
+
+def _read_only_env() -> bool:
+    """CALLBACK_MONITOR_READ_ONLY as a switch; an unknown word is a ValueError, never "off"."""
+    name = env_name("--read-only")
+    try:
+        return parse_switch(os.environ.get(name, ""))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+Planned = list[tuple[AppConfig, "Plan | CheckError"]]
+
+
+def _plans(config: Config, apps: Sequence[AppConfig], ca_bundle: Path | None) -> Planned:
+    """Each app with its Plan, or with the CheckError that kept it from being checked."""
+    from monitor.remediate import plan
+
+    out: Planned = []
+    for r in asyncio.run(_check(config, apps, verb="planned", ca_bundle=ca_bundle)):
+        verdict = r.outcome.verdict
+        if verdict is None:
+            assert r.outcome.error is not None  # an Outcome holds one of the two
+            out.append((r.app, r.outcome.error))
+        else:
+            out.append((r.app, plan(r.app.callback, verdict.observed, verdict, r.app.policy)))
+    return out
+
+
+def _print_plans(planned: Planned) -> tuple[int, int, int]:
+    """Print every app's plan; returns (changes planned, nothing to do, not checked or not fixable)."""
+    from monitor.remediate import Plan, render_plan
+
+    lines: list[str] = []
+    counts = [0, 0, 0]
+    for app, item in planned:
+        if isinstance(item, Plan):
+            lines += render_plan(app, item)
+            counts[2 if item.blocked else 0 if item.writes else 1] += 1
+        else:
+            lines.append(f"{app.name} ({app.sdkappid}): ERROR {item.reason}: {item.message}")
+            counts[2] += 1
+    changes, nothing, bad = counts
+    lines += [
+        "",
+        f"{len(planned)} apps: {changes} to change, {nothing} nothing to do, {bad} not checked or not fixed",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return changes, nothing, bad
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _print_warnings(config)
+    changes, _nothing, bad = _print_plans(_plans(config, _select(config, args.app), _ca_bundle(args)))
+    return 2 if bad else 1 if changes else 0
+
+
+async def _execute(config: Config, todo: dict[str, Plan], ca_bundle: Path | None) -> dict[str, Result]:
+    from monitor.checker import Checker
+    from monitor.remediate import Effect, Executor, Result
+
+    async with _client(config, ca_bundle=ca_bundle) as client:
+        checker = Checker(client)
+        executor = Executor(client, read_only=False)
+
+        async def work(app: AppConfig) -> Result:
+            planned = todo[app.name]
+            try:
+                target = checker.target(app)
+            except MonitorError as exc:
+                return Result(planned, Effect.FAILED, planned.action, message=f"nothing written: {exc}")
+            # The person confirmed this plan: if the live config moved since, write nothing.
+            return await executor.apply(app, target, planned, expect_unchanged=True)
+
+        apps = [app for app in config.apps if app.name in todo]
+        results = await _gather_bounded(
+            apps, config.limits.concurrency, work, Progress(len(apps), verb="applied")
+        )
+        return {app.name: result for app, result in zip(apps, results, strict=True)}
+
+
+def _confirm(calls: int) -> bool:
+    sys.stderr.write(f"make {calls} call{'s' if calls != 1 else ''} to Tencent? type yes to continue: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip() == "yes"
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from monitor.remediate import Plan
+
+    try:
+        if _read_only_env():
+            return _fail(f"read-only mode ({env_name('--read-only')} is set): apply writes nothing; use plan")
+    except ValueError as exc:
+        return _fail(str(exc))
+    if not args.yes and not sys.stdin.isatty():
+        return _fail("apply writes to Tencent and has no terminal to ask for confirmation on: pass --yes")
+    config = _load(args)
+    _print_warnings(config)
+    planned = _plans(config, _select(config, args.app), _ca_bundle(args))
+    _print_plans(planned)
+    todo = {app.name: p for app, p in planned if isinstance(p, Plan) and p.writes}
+    if todo and not args.yes and not _confirm(len(todo)):
+        print("aborted: nothing was written", file=sys.stderr)
+        return EXIT_USAGE
+    results = asyncio.run(_execute(config, todo, _ca_bundle(args))) if todo else {}
+    lines, fine = ["", "result:"], 0
+    for app, item in planned:
+        head = f"{app.name} ({app.sdkappid}): "
+        result = results.get(app.name)
+        if not isinstance(item, Plan):
+            lines.append(f"{head}ERROR not checked: {item.reason}: {item.message}")
+        elif result is not None:
+            fine += result.ok
+            verb = "applied" if result.ok else "FAILED" if result.action != "none" else "NOT WRITTEN"
+            call = f" {result.action}" if result.action != "none" else ""
+            lines.append(f"{head}{verb}{call}: {result.message}")
+        elif item.blocked:
+            lines.append(f"{head}CANNOT FIX: {item.blocked}")
+        else:
+            fine += 1
+            lines.append(f"{head}in sync, nothing to do")
+    lines.append(f"{fine} of {len(planned)} apps in sync")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0 if fine == len(planned) else EXIT_USAGE
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -407,6 +599,8 @@ COMMANDS = {
     "check": cmd_check,
     "validate": cmd_validate,
     "export": cmd_export,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
     "demo": cmd_demo,
     "simulate": cmd_simulate,
 }

@@ -19,10 +19,12 @@ from monitor import __version__
 from monitor.alerts import LogSink
 from monitor.checker import Checker
 from monitor.config import AppConfig, Config, load_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.metrics import Metrics
+from monitor.remediate import Executor, Remediator
 from monitor.scheduler import RateLimiter, Scheduler, in_shard
-from monitor.settings import ServeSettings
+from monitor.settings import ServeSettings, tls_context
+from monitor.sinks import AlertSinks
 from monitor.state import AppIdentity, AppState, reidentify, transition
 from monitor.store import Store
 from monitor.tencent.client import RoomConfigClient
@@ -31,6 +33,7 @@ from monitor.web import AccessLogger, make_app
 log = structlog.get_logger("monitor.daemon")
 
 EXIT_CANNOT_START = 2  # as for an invalid config: the operator must change how it is started
+ALERT_FLUSH = 2.0  # seconds the alert sinks get at shutdown to deliver what they hold
 
 
 def identity_of(app: AppConfig) -> AppIdentity:
@@ -67,6 +70,9 @@ class Daemon:
         self.store = Store(config=config, started=clock(), shard=(settings.shard.index, settings.shard.count))
         self.store.listeners.append(LogSink())
         self.metrics = Metrics(self.store, version=__version__)
+        self.sinks = AlertSinks(
+            self.store, self.metrics, external_url=settings.external_url, clock=clock, environ=environ
+        )
         self.limiter = RateLimiter(config.limits.requests_per_second)
         self.scheduler = Scheduler(
             self._run_check, concurrency=config.limits.concurrency, on_planned=self._planned
@@ -94,6 +100,13 @@ class Daemon:
         state, events = transition(prev, outcome, self.clock())
         self.store.states[app.name] = state
         self.store.emit(events)
+        if self.remediator is not None and app.remediate:
+            read_back = await self.remediator.after_check(app, state.status, outcome)
+            if read_back is not None and self.store.states.get(app.name) is state:
+                # The read-back after a write is a check too: drift_resolved goes out now, not later.
+                state, events = transition(state, read_back, self.clock())
+                self.store.states[app.name] = state
+                self.store.emit(events)
 
     def _apply(self, config: Config) -> tuple[int, int, int]:
         """Make the running state match ``config``, keeping the state of apps that stay."""
@@ -127,12 +140,14 @@ class Daemon:
                 reason=reason,
                 file=str(self.settings.config),
                 problems=[str(p) for p in exc.problems],
+                warnings=[str(w) for w in exc.warnings],
                 keeping="the last good config",
             )
             return False
         for warning in config.warnings:
             log.warning("config_warning", file=str(self.settings.config), problem=str(warning))
         added, removed, rescheduled = self._apply(config)
+        self.sinks.apply(config.alerting)
         self.store.reload.successful = True
         self.store.reload.last_success = now
         self.store.reload.last_error = ""
@@ -174,6 +189,12 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> int:
+        try:
+            tls = tls_context(self.settings.ca_bundle)
+        except MonitorError as exc:
+            log.error("ca_bundle_unusable", error=str(exc))
+            print(f"callback-monitor: error: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_START
         loop = asyncio.get_running_loop()
         for sig, handler in (
             (signal.SIGTERM, self._stop.set),
@@ -182,18 +203,31 @@ class Daemon:
         ):
             loop.add_signal_handler(sig, handler)
         # The scheduler's semaphore bounds requests in flight; the pool need not bound them again.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=tls))
         client = RoomConfigClient(
             session, observer=self.metrics.observe_request, throttle=self.limiter.acquire
         )
         self.checker = Checker(client, clock=self.clock, environ=self.environ)
+        # Read-only: no writer exists at all, whatever the config says.
+        self.remediator: Remediator | None = None
+        if not self.settings.read_only:
+            executor = Executor(client, read_only=False, clock=self.clock)
+            self.remediator = Remediator(
+                executor,
+                self.checker.target,
+                emit=self.store.emit,
+                count=self.metrics.count_remediation,
+                clock=self.clock,
+            )
         runner = web.AppRunner(
             make_app(self.store, self.metrics), access_log_class=AccessLogger, handle_signals=False
         )
         try:
             await runner.setup()
             host, port = self.settings.listen
-            site = web.TCPSite(runner, host, port)
+            # A burst of connections (a scraper flood) must not overflow the accept queue: the kernel
+            # would drop the kubelet's probe SYN too, and its retry comes only a second later.
+            site = web.TCPSite(runner, host, port, backlog=1024)
             try:
                 await site.start()
             except OSError as exc:  # address in use, not an address of this host, no permission
@@ -203,6 +237,7 @@ class Daemon:
                 return EXIT_CANNOT_START
             url = _site_url(runner, host)
             assert self.store.config is not None
+            await self.sinks.start(self.store.config.alerting)
             self._apply(self.store.config)
             self.store.reload.last_success = self.clock()
             self.scheduler.start()
@@ -215,6 +250,7 @@ class Daemon:
                 apps=len(self.store.states),
                 shard=f"{self.settings.shard.index}/{self.settings.shard.count}",
                 config=str(self.settings.config),
+                read_only=self.settings.read_only,
             )
             await self._stop.wait()
             log.info("stopping", grace=self.settings.grace, running_checks=self.scheduler.running_checks)
@@ -224,6 +260,7 @@ class Daemon:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
+            await self.sinks.stop(ALERT_FLUSH)
             await runner.cleanup()
             await session.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -246,7 +283,12 @@ async def run(settings: ServeSettings, *, environ: Mapping[str, str] | None = No
     try:
         config = load_config(settings.config, environ=environ)
     except ConfigError as exc:
-        log.error("config_invalid", file=str(settings.config), problems=[str(p) for p in exc.problems])
+        log.error(
+            "config_invalid",
+            file=str(settings.config),
+            problems=[str(p) for p in exc.problems],
+            warnings=[str(w) for w in exc.warnings],
+        )
         print(str(exc), file=sys.stderr)
         return 2
     for warning in config.warnings:

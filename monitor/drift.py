@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from fnmatch import fnmatchcase
 from urllib.parse import SplitResult, urlsplit
 
+from monitor import config
 from monitor.config import Policy, UnexpectedCommands
 from monitor.tencent.commands import canonical
 from monitor.tencent.model import CallbackConfig
@@ -189,15 +189,13 @@ def _key(parts: SplitResult) -> tuple[object, ...]:
 
 
 def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """Whether the URL's host matches one of the globs (case-insensitive); any host when there are none."""
+    """Whether the URL's host is allowed, by the same rule the config loader applies to desired URLs."""
     if not allowed_hosts:
         return True
     parts = _split(url)
     if parts is None or not parts.hostname:
         return False
-    # "hooks.example.com." is the same DNS name as "hooks.example.com"; the globs are written without the dot.
-    host = parts.hostname.lower().removesuffix(".")
-    return any(fnmatchcase(host, pattern.lower()) for pattern in allowed_hosts)
+    return config.host_allowed(parts.hostname, allowed_hosts)
 
 
 def config_fingerprint(observed: CallbackConfig | None) -> int:

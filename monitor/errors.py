@@ -51,15 +51,26 @@ class Problem:
 
 
 class ConfigError(MonitorError):
-    """The config file cannot be used. ``problems`` lists every error found (warnings excluded)."""
+    """The config file cannot be used.
 
-    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+    ``problems`` lists every error found; ``warnings`` the warnings found alongside them, which the
+    message lists after the errors, each marked "(warning)". Both keep the order they are given in
+    (the config loader gives file order). The header counts errors: "2 problems and 1 warning".
+    """
+
+    def __init__(self, source: str, problems: Sequence[Problem], warnings: Sequence[Problem] = ()) -> None:
         self.source = source
         self.problems = tuple(problems)
-        count = len(self.problems)
-        lines = [f"{source}: {count} problem{'s' if count != 1 else ''}"]
-        lines += [f"  {p}" for p in self.problems]
+        self.warnings = tuple(warnings)
+        header = f"{source}: {_count(len(self.problems), 'problem')}"
+        if self.warnings:
+            header += f" and {_count(len(self.warnings), 'warning')}"
+        lines = [header, *(f"  {p}" for p in self.problems), *(f"  {w}" for w in self.warnings)]
         super().__init__("\n".join(lines))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 class UserSigError(MonitorError):

@@ -362,8 +362,71 @@ class Metrics:
             registry=self.registry,
         )
         build_info.labels(version).set(1)
-        self._instruments += [self.api_requests, self.api_duration, build_info]
+        self.remediations = Counter(
+            PREFIX + "remediations",
+            "Self-heal outcomes. applied and failed count writes (failed: the write or the read-back "
+            "failed, or the read-back still differs); gave_up counts the times self-heal stopped after "
+            "remediate_max_failures failures in a row (it resumes once the app is in sync again or its "
+            "desired state changes).",
+            ["app", "sdkappid", "outcome"],
+            registry=self.registry,
+        )
+        self.alerts_sent = Counter(
+            PREFIX + "alerts_sent",
+            "Alerts an alert sink accepted (HTTP 2xx), by sink (alertmanager, webhook). Alertmanager's "
+            "resends of firing alerts count each time.",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.alert_send_failures = Counter(
+            PREFIX + "alert_send_failures",
+            "Requests to an alert sink that failed (network error, timeout, or an answer other than "
+            "2xx), by sink; each retry that fails counts again.",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.alerts_dropped = Counter(
+            PREFIX + "alerts_dropped",
+            "Alerts a sink never delivered, by sink: pushed out of its full queue (oldest first), given "
+            "up after the last retry, or still queued at shutdown.",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.alert_queue_length = Gauge(
+            PREFIX + "alert_queue_length",
+            "Alerts waiting in a sink's queue (at most alerting.queue_size, plus Alertmanager's "
+            "periodic resends), by sink; it grows while the sink is down.",
+            ["sink"],
+            registry=self.registry,
+        )
+        self._instruments += [
+            self.api_requests,
+            self.api_duration,
+            build_info,
+            self.remediations,
+            self.alerts_sent,
+            self.alert_send_failures,
+            self.alerts_dropped,
+            self.alert_queue_length,
+        ]
         self.registry.register(_StoreCollector(store))
+
+    # The alert sinks' DeliveryObserver (monitor.delivery); a count of 0 creates the series.
+    def count_alerts_sent(self, sink: str, count: int) -> None:
+        self.alerts_sent.labels(sink).inc(count)
+
+    def count_alert_send_failures(self, sink: str, count: int) -> None:
+        self.alert_send_failures.labels(sink).inc(count)
+
+    def count_alerts_dropped(self, sink: str, count: int) -> None:
+        self.alerts_dropped.labels(sink).inc(count)
+
+    def set_alert_queue_length(self, sink: str, length: int) -> None:
+        self.alert_queue_length.labels(sink).set(length)
+
+    def count_remediation(self, app: str, sdkappid: int, outcome: str) -> None:
+        """Count one self-heal outcome: applied, failed or gave_up."""
+        self.remediations.labels(app, str(sdkappid), outcome).inc()
 
     def observe_request(self, action: str, code: str, seconds: float) -> None:
         """Count one API request and its duration; the client calls this for every attempt."""

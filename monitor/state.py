@@ -87,7 +87,7 @@ class ConfigChange:
 class AlertEvent:
     """One alert: emitted on a change of state, never once per check."""
 
-    event: str  # drift_detected | drift_resolved | check_failing | check_recovered
+    event: str  # drift_detected | drift_resolved | check_failing | check_recovered | remediation_*
     severity: str
     app: str
     sdkappid: int
@@ -101,6 +101,7 @@ class AlertEvent:
     timestamp: float
     changed: bool = False
     error: CheckError | None = None
+    action: str | None = None  # remediation_* events: the call made (set_callback, update_callback, ...)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready; URLs are raw here, the sinks redact them."""
@@ -119,6 +120,7 @@ class AlertEvent:
             "timestamp": self.timestamp,
             "changed": self.changed,
             "error": self.error.to_dict() if self.error is not None else None,
+            **({"action": self.action} if self.action is not None else {}),
         }
 
 

@@ -6,6 +6,11 @@ shown passes through ``redact_url``; metrics carry none.
 
 Access logs: pass ``access_log_class=AccessLogger`` to ``web.AppRunner`` to log the pages people
 open without a line for every probe and scrape.
+
+Hostile neighbours: only GET and HEAD are routed (405 otherwise), a request may carry at most
+``CLIENT_MAX_SIZE`` bytes of body (413 otherwise, before anything is read), and at most ``MAX_BUSY``
+pages are rendered at once: more get 503 with ``Retry-After`` at once instead of queueing up CPU
+and memory. The probes are exempt, so liveness holds while /metrics is flooded.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_log import AccessLogger as _AiohttpAccessLogger
 
 from monitor.drift import Finding, Kind
@@ -32,6 +38,8 @@ from monitor.tencent.model import CallbackConfig
 
 STATUS_VERSION = 1
 CLIENT_MAX_SIZE = 64 * 1024  # every route is a GET; nothing legitimate sends a body
+MAX_BUSY = 4  # pages (/metrics, /status, /) in progress at once: two Prometheus replicas and a person
+PROBES = frozenset({"/healthz", "/readyz"})
 REFRESH_SECONDS = 30
 RECENT_CHANGES = 20
 QUIET_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -232,7 +240,7 @@ def _row(state: AppState, next_check: float | None, now: float) -> str:
     labels = ", ".join(f"{k}={v}" for k, v in sorted(ident.labels.items()))
     status = state.status.value
     return (
-        f"<tr><td><b>{_e(ident.name)}</b><br><small>{ident.sdkappid}"
+        f'<tr id="app-{_e(ident.name)}"><td><b>{_e(ident.name)}</b><br><small>{ident.sdkappid}'
         f"{'<br>' + _e(labels) if labels else ''}</small></td>"
         f'<td class="{status}">{_e(status.replace("_", " "))}</td>'
         f"<td>{_when(state.last_check, now)}</td><td>{_findings_cell(state, now)}</td>"
@@ -312,8 +320,37 @@ async def _headers(request: web.Request, handler: _Handler) -> web.StreamRespons
     return response
 
 
-def make_app(store: Store, metrics: Metrics, *, now: Callable[[], float] = time.time) -> web.Application:
-    """The daemon's HTTP surface. GET (and HEAD) only; other methods get 405."""
+def _bounded(max_busy: int) -> Middleware:
+    """A middleware refusing bodies over CLIENT_MAX_SIZE (or of unknown length) and pages beyond
+    ``max_busy`` in progress; the probes are never refused for being busy."""
+    busy = 0
+
+    @web.middleware
+    async def bounded(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        nonlocal busy
+        length = request.content_length
+        if request.body_exists and (length is None or length > CLIENT_MAX_SIZE):
+            return web.Response(status=413, text=f"a request body may be at most {CLIENT_MAX_SIZE} bytes\n")
+        if request.path in PROBES:
+            return await handler(request)
+        if busy >= max_busy:
+            return web.Response(
+                status=503, text="too many requests at once; retry shortly\n", headers={"Retry-After": "1"}
+            )
+        busy += 1
+        try:
+            return await handler(request)
+        finally:
+            busy -= 1
+
+    return bounded
+
+
+def make_app(
+    store: Store, metrics: Metrics, *, now: Callable[[], float] = time.time, max_busy: int = MAX_BUSY
+) -> web.Application:
+    """The daemon's HTTP surface. GET (and HEAD) only; other methods get 405; see the module's
+    docstring for the bounds on request size and pages in progress."""
 
     async def scrape(request: web.Request) -> web.Response:
         snapshot = metrics.snapshot()
@@ -347,7 +384,7 @@ def make_app(store: Store, metrics: Metrics, *, now: Callable[[], float] = time.
         response.enable_compression()
         return response
 
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_headers])
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_headers, _bounded(max_busy)])
     app.router.add_get("/metrics", scrape)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

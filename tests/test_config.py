@@ -16,15 +16,19 @@ from hypothesis import strategies as st
 
 from monitor.config import (
     MAX_FILE_BYTES,
+    Alerting,
+    AlertmanagerSink,
+    AppConfig,
     Config,
     Policy,
     SecretRef,
     UnexpectedCommands,
-    _Checker,
+    WebhookSink,
     load_config,
     load_config_text,
     parse_duration,
 )
+from monitor.config.values import Values
 from monitor.errors import ConfigError, Problem
 from monitor.tencent.model import CallbackConfig
 
@@ -334,11 +338,11 @@ def test_a_secret_file_is_read_once_per_load(tmp_path: Path) -> None:
     """Ten thousand apps may share one key file: one load reads it once; the next load reads it again."""
     key = tmp_path / "key"
     key.write_text(FILE_KEY, encoding="utf-8")
-    checker = _Checker(tmp_path, {})  # white box: nothing outside shows how often a file is read
+    checker = Values(tmp_path, {})  # white box: nothing outside shows how often a file is read
     assert checker.secret_file_problem(str(key)) is None
     key.unlink()
     assert checker.secret_file_problem(str(key)) is None
-    assert "No such file" in str(_Checker(tmp_path, {}).secret_file_problem(str(key)))
+    assert "No such file" in str(Values(tmp_path, {}).secret_file_problem(str(key)))
 
 
 def test_secrets_appear_in_no_message_and_no_repr(tmp_path: Path) -> None:
@@ -454,6 +458,217 @@ def test_a_repeated_command_is_an_error(tmp_path: Path) -> None:
     ]
 
 
+# --- remediation settings ------------------------------------------------------------------------
+
+
+def test_remediation_is_off_unless_asked_for(tmp_path: Path) -> None:
+    (app,) = load(BASE, tmp_path).apps
+    assert (app.remediate, app.remediate_after, app.remediate_max_failures) == (False, 2, 3)
+
+
+def test_remediation_settings_are_inherited_key_by_key(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "  error_threshold: 5\n", "  error_threshold: 5\n  remediate: true\n  remediate_after: 4\n"
+    )
+    text += "    remediate_max_failures: 1\n  - name: manual\n    sdkappid: 2\n    remediate: false\n"
+    plain, manual = load(text, tmp_path).apps
+    assert (plain.remediate, plain.remediate_after, plain.remediate_max_failures) == (True, 4, 1)
+    assert (manual.remediate, manual.remediate_after, manual.remediate_max_failures) == (False, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("remediate: 'true'", "must be true or false, got a string"),
+        ("remediate: 1", "must be true or false, got an integer"),
+        ("remediate_after: 0", "must be at least 1, got 0"),
+        ("remediate_after: 1.5", "must be an integer, got a number"),
+        ("remediate_max_failures: -1", "must be at least 1, got -1"),
+        ("remediate_max_failures: '3'", "must be an integer, got a string; remove the quotes"),
+    ],
+)
+def test_a_wrong_remediation_setting_is_refused(tmp_path: Path, setting: str, message: str) -> None:
+    problem = only_problem(BASE + f"    {setting}\n", tmp_path)
+    assert (problem.path, problem.line) == (f"apps[0].{setting.split(':')[0]}", 20)
+    assert problem.message == message
+
+
+def test_app_config_built_by_position_gets_the_remediation_defaults() -> None:
+    """Other modules and tests build AppConfig by position; the new fields come last, with defaults."""
+    app = AppConfig(
+        "a", 1, "https://x", None, None, "administrator", 60, 5, SecretRef(env="K"), Policy(),
+        frozenset(), {}, None, 3,
+    )  # fmt: skip
+    assert (app.remediate, app.remediate_after, app.remediate_max_failures) == (False, 2, 3)
+
+
+# --- alerting ------------------------------------------------------------------------------------
+
+WEBHOOK_KEY = "made-up-webhook-secret-8c1d0a7e5f2b4c39"
+ALERTING = """\
+alerting:
+  external_url: https://monitor.example.com/
+  alertmanager:
+    url: http://alertmanager:9093/
+    resend_interval: 2m
+    timeout: 10s
+    labels: {cluster: prod}
+  webhook:
+    url: https://hooks.example.com/alerts?token=abc
+    secret_env: WEBHOOK_SECRET
+    timeout: 7s
+  queue_size: 50
+"""
+
+
+def test_without_an_alerting_section_there_is_no_sink(tmp_path: Path) -> None:
+    assert load(BASE, tmp_path).alerting == Alerting(None, None, None, 1000)
+    assert load(BASE + "alerting: null\n", tmp_path).alerting == Alerting()
+    assert load(BASE + "alerting: {}\n", tmp_path).alerting == Alerting()
+
+
+def test_the_alerting_section_is_read(tmp_path: Path) -> None:
+    config = load(BASE + ALERTING, tmp_path, environ={**ENV, "WEBHOOK_SECRET": WEBHOOK_KEY})
+    assert config.alerting == Alerting(
+        external_url="https://monitor.example.com/",
+        alertmanager=AlertmanagerSink("http://alertmanager:9093", 120, 10, {"cluster": "prod"}),
+        webhook=WebhookSink("https://hooks.example.com/alerts?token=abc", SecretRef(env="WEBHOOK_SECRET"), 7),
+        queue_size=50,
+    )
+    assert config.warnings == ()
+    assert WEBHOOK_KEY not in repr(config)
+    assert config.alerting.alertmanager is not None
+    with pytest.raises(TypeError):
+        config.alerting.alertmanager.labels["cluster"] = "other"  # type: ignore[index]
+
+
+def test_each_sink_has_defaults_for_all_but_its_url(tmp_path: Path) -> None:
+    text = BASE + "alerting:\n  alertmanager: {url: https://am.example.com/prefix}\n"
+    text += "  webhook: {url: 'http://[::1]:8080/hook'}\n"
+    alerting = load(text, tmp_path).alerting
+    assert alerting == Alerting(
+        external_url=None,
+        alertmanager=AlertmanagerSink("https://am.example.com/prefix", 60, 5, {}),
+        webhook=WebhookSink("http://[::1]:8080/hook", None, 5),
+        queue_size=1000,
+    )
+
+
+def test_a_webhook_secret_file_is_found_beside_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "webhook.key").write_text(WEBHOOK_KEY + "\n", encoding="utf-8")
+    text = (
+        BASE + "alerting:\n  webhook:\n    url: https://hooks.example.com/a\n    secret_file: webhook.key\n"
+    )
+    webhook = load(text, tmp_path).alerting.webhook
+    assert webhook is not None
+    assert webhook.secret == SecretRef(file=tmp_path / "webhook.key")
+    assert webhook.secret.read() == WEBHOOK_KEY
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "message"),
+    [
+        ("alerting: [a]", "alerting", "must be a mapping, got a list"),
+        ("alerting: {queue_size: 0}", "alerting.queue_size", "must be at least 1, got 0"),
+        ("alerting: {queue_size: '9'}", "alerting.queue_size", "must be an integer, got a string"),
+        ("alerting: {external_url: /status}", "alerting.external_url", "must be an absolute http"),
+        ("alerting: {alertmanger: {}}", "alerting.alertmanger", "did you mean 'alertmanager'?"),
+        ("alerting: {alertmanager: []}", "alerting.alertmanager", "must be a mapping"),
+        ("alerting: {alertmanager: {}}", "alerting.alertmanager.url", "is required"),
+        ("alerting: {alertmanager: {url: 'ftp://am'}}", "alerting.alertmanager.url", "absolute http"),
+        (
+            "alerting: {alertmanager: {url: 'http://am:9093/api/v2/alerts'}}",
+            "alerting.alertmanager.url",
+            "must be the base URL only, as /api/v2/alerts is appended",
+        ),
+        ("alerting: {alertmanager: {url: 'http://am/?x=1'}}", "alerting.alertmanager.url", "no query"),
+        (
+            "alerting: {alertmanager: {url: 'http://am', resend_interval: 500ms}}",
+            "alerting.alertmanager.resend_interval",
+            "must be between 1s and 168h, got 0.5s",
+        ),
+        (
+            "alerting: {alertmanager: {url: 'http://am', timeout: 0s}}",
+            "alerting.alertmanager.timeout",
+            "must be more than 0s and at most 10m",
+        ),
+        (
+            "alerting: {alertmanager: {url: 'http://am', labels: {__name__: x}}}",
+            "alerting.alertmanager.labels",
+            "label name '__name__' must be letters",
+        ),
+        (
+            "alerting: {alertmanager: {url: 'http://am', labels: {env: 1}}}",
+            "alerting.alertmanager.labels.env",
+            "must be a string, got an integer; quote it",
+        ),
+        (
+            "alerting: {alertmanager: {url: 'http://am', resend_intervl: 1m}}",
+            "alerting.alertmanager.resend_intervl",
+            "did you mean 'resend_interval'?",
+        ),
+        (
+            "alerting: {webhook: {url: 'http://hooks.example.com/a'}}",
+            "alerting.webhook.url",
+            "must use https (http:// is accepted only for loopback hosts)",
+        ),
+        ("alerting: {webhook: {url: 'https://h/a', timout: 5s}}", "alerting.webhook.timout", "'timeout'?"),
+        (
+            "alerting: {webhook: {url: 'https://h/a', secret_env: A, secret_file: b}}",
+            "alerting.webhook.secret_file",
+            "set either secret_env or secret_file, not both",
+        ),
+        (
+            "alerting: {webhook: {url: 'https://h/a', secret_env: NOPE}}",
+            "alerting.webhook.secret_env",
+            "environment variable NOPE is not set",
+        ),
+        (
+            "alerting: {webhook: {url: 'https://h/a', secret_env: BLANK}}",
+            "alerting.webhook.secret_env",
+            "environment variable BLANK is empty",
+        ),
+        (
+            "alerting: {webhook: {url: 'https://h/a', secret_env: 'A=B'}}",
+            "alerting.webhook.secret_env",
+            "must be an environment variable name",
+        ),
+        (
+            "alerting: {webhook: {url: 'https://h/a', secret_file: absent.key}}",
+            "alerting.webhook.secret_file",
+            "cannot read secret file",
+        ),
+        (
+            "alerting: {webhook: {url: 'https://h/a', timeout: 11m}}",
+            "alerting.webhook.timeout",
+            "at most 10m",
+        ),
+        ("alerting: {webhook: {}}", "alerting.webhook.url", "is required"),
+    ],
+)
+def test_a_wrong_alerting_value_is_refused_with_its_place(
+    tmp_path: Path, section: str, path: str, message: str
+) -> None:
+    problem = only_problem(BASE + section + "\n", tmp_path, environ={**ENV, "BLANK": " \n"})
+    assert (problem.path, problem.line) == (path, 20)
+    assert message in problem.message
+
+
+def test_a_refused_sink_url_is_redacted(tmp_path: Path) -> None:
+    text = BASE + "alerting:\n  webhook: {url: 'http://bob:hunter2@hooks.example.com/a?token=hunter2'}\n"
+    problem = only_problem(text, tmp_path)
+    assert "hunter2" not in str(problem)
+    assert "token=REDACTED" in problem.message
+
+
+def test_a_webhook_secret_is_never_quoted(tmp_path: Path) -> None:
+    (tmp_path / "webhook.key").write_bytes(b"\xff" + WEBHOOK_KEY.encode())
+    text = BASE + "alerting:\n  webhook: {url: 'https://h/a', secret_file: webhook.key}\n"
+    problem = only_problem(text, tmp_path)
+    assert problem.message == f"secret file {tmp_path / 'webhook.key'} is not UTF-8 text"
+    assert WEBHOOK_KEY not in str(problem)
+
+
 # --- places and line numbers ---------------------------------------------------------------------
 
 
@@ -479,10 +694,10 @@ def test_every_problem_is_listed_at_once_with_its_line(tmp_path: Path) -> None:
         ("defaults.region", 3),
         ("limits.concurrency", 7),
         ("apps[0].interval", 11),
-        ("apps[1].lables", 14),
         ("apps[1].sdkappid", 13),
+        ("apps[1].lables", 14),
     ]
-    assert "did you mean 'labels'?" in found[3].message
+    assert "did you mean 'labels'?" in found[4].message
     assert "did you mean 'singapore'" not in found[0].message
 
 
@@ -497,12 +712,52 @@ def test_warnings_do_not_stop_loading(tmp_path: Path) -> None:
     text = text.replace("ignore: [unexpected_commands]", "ignore: [url_mismatch, url_mismatch]")
     text += "limits:\n  requests_per_second: 1000\n"
     config = load(text, tmp_path)
-    assert [(w.path, w.warning) for w in config.warnings] == [
-        ("defaults.timeout", True),
-        ("defaults.ignore", True),
-        ("limits.requests_per_second", True),
-        ("defaults.interval (used by apps[0] 'plain')", True),
+    assert [(w.path, w.line, w.warning) for w in config.warnings] == [
+        ("defaults.interval (used by apps[0] 'plain')", 5, True),
+        ("defaults.timeout", 6, True),
+        ("defaults.ignore", 12, True),
+        ("limits.requests_per_second", 21, True),
     ]
+
+
+def test_problems_on_one_line_are_listed_by_path(tmp_path: Path) -> None:
+    text = BASE + "    policy: {require_https: maybe, unexpected_commands: never, allowed_hosts: 5}\n"
+    found = problems(text, tmp_path)
+    assert [(p.path, p.line) for p in found] == [
+        ("apps[0].policy.allowed_hosts", 20),
+        ("apps[0].policy.require_https", 20),
+        ("apps[0].policy.unexpected_commands", 20),
+    ]
+
+
+def test_an_invalid_file_lists_its_warnings_after_its_errors(tmp_path: Path) -> None:
+    """The header counts errors; warnings follow them, marked, so one run shows everything to fix."""
+    text = BASE.replace("timeout: 4s", "timeout: 3s").replace("error_threshold: 5", "error_threshold: 0")
+    text += "limits:\n  requests_per_second: 1000\n"
+    with pytest.raises(ConfigError) as caught:
+        load(text, tmp_path)
+    error = caught.value
+    assert [(p.path, p.line) for p in error.problems] == [("defaults.error_threshold", 13)]
+    assert [(w.path, w.line, w.warning) for w in error.warnings] == [
+        ("defaults.timeout", 6, True),
+        ("limits.requests_per_second", 21, True),
+    ]
+    source = str(tmp_path / "monitor.yaml")
+    assert str(error).splitlines() == [
+        f"{source}: 1 problem and 2 warnings",
+        "  defaults.error_threshold (line 13): must be at least 1, got 0",
+        "  defaults.timeout (line 6): 3s is not above the vendor backend's own timeout of about 3s: "
+        "slow answers will count as timeouts (the default is 5s) (warning)",
+        "  limits.requests_per_second (line 21): 1000 is above the vendor's documented limit "
+        "of 200 requests/s per API (warning)",
+    ]
+
+
+def test_an_invalid_file_without_warnings_keeps_the_short_header(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(BASE.replace("error_threshold: 5", "error_threshold: 0"), tmp_path)
+    assert caught.value.warnings == ()
+    assert str(caught.value).splitlines()[0] == f"{tmp_path / 'monitor.yaml'}: 1 problem"
 
 
 # --- files that are not configs at all -----------------------------------------------------------
@@ -688,6 +943,17 @@ KEYS = st.sampled_from(
         "requests_per_second",
         "identifier",
         "error_threshold",
+        "remediate",
+        "remediate_after",
+        "remediate_max_failures",
+        "alerting",
+        "external_url",
+        "alertmanager",
+        "resend_interval",
+        "webhook",
+        "secret_env",
+        "secret_file",
+        "queue_size",
     ]
 )
 
@@ -702,9 +968,15 @@ def valid_document() -> dict[str, Any]:
             "callback": {"url": "https://a.example.com/x", "commands": ["Room.CallbackAfterCreateRoom"]},
         },
         "limits": {"concurrency": 4, "requests_per_second": 10},
+        "alerting": {
+            "external_url": "https://monitor.example.com/",
+            "alertmanager": {"url": "http://am:9093", "resend_interval": "1m", "labels": {"c": "prod"}},
+            "webhook": {"url": "https://hooks.example.com/a", "secret_env": "TENCENT_KEY", "timeout": "5s"},
+            "queue_size": 10,
+        },
         "apps": [
-            {"name": "a", "sdkappid": 1, "labels": {"team": "rtc"}, "interval": "30s"},
-            {"name": "b", "sdkappid": 2, "callback": None, "ignore": ["url_mismatch"]},
+            {"name": "a", "sdkappid": 1, "labels": {"team": "rtc"}, "interval": "30s", "remediate": True},
+            {"name": "b", "sdkappid": 2, "callback": None, "ignore": ["url_mismatch"], "remediate_after": 3},
         ],
     }
 
@@ -788,3 +1060,6 @@ def test_the_valid_document_used_above_is_valid() -> None:
     """The mutation test above starts from a valid document, or it would test only refusals."""
     config = load_config_text(yaml.safe_dump(valid_document()), environ=ENV)
     assert [app.name for app in config.apps] == ["a", "b"]
+    assert [(app.remediate, app.remediate_after) for app in config.apps] == [(True, 2), (False, 3)]
+    assert config.alerting.alertmanager is not None
+    assert config.alerting.webhook is not None

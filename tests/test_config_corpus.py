@@ -22,6 +22,7 @@ ENVIRON = {
     "TENCENT_KEY": "corpus-secret-key-0123456789abcdef",
     "TENCENT_KEY_PROD_SG": "corpus-secret-key-prod-sg-0123456789",
     "EMPTY_KEY": "   ",
+    "WEBHOOK_SECRET": "corpus-webhook-secret-0123456789abcdef",
     **{f"TENCENT_KEY_{n}": f"corpus-secret-key-{n}" for n in ("1400000001", "1400000002", "1400000003")},
     **{f"TENCENT_KEY_{n}": f"corpus-secret-key-app-{n}" for n in ("a", "b", "c")},
 }
@@ -47,6 +48,7 @@ def test_invalid_config_is_refused_with_its_place(path: Path) -> None:
     assert caught.value.source == str(path)
     assert caught.value.problems, "a ConfigError lists at least one problem"
     assert not any(p.warning for p in caught.value.problems)
+    assert all(w.warning for w in caught.value.warnings)
     for secret in ENVIRON.values():
         if secret.strip():
             assert secret not in message

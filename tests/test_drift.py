@@ -357,3 +357,10 @@ def test_fingerprint_changes_with_the_url_and_the_command_set_but_not_the_spelli
     assert base != config_fingerprint(cfg(URL + "x", CREATE, "Room.CallbackUpdateRoomInfo"))
     assert base != config_fingerprint(cfg(URL, CREATE))
     assert config_fingerprint(None) == 0
+
+
+def test_every_finding_kind_is_one_the_config_accepts_in_ignore() -> None:
+    """``ignore`` is checked against config.FINDING_KINDS, which must name exactly the kinds drift reports."""
+    from monitor import config, drift  # appended: the imports at the top name members only
+
+    assert {k.value for k in drift.Kind} == set(config.FINDING_KINDS)

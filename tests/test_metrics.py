@@ -309,6 +309,11 @@ DESIGN = {
     "callback_monitor_config_last_reload_success_timestamp_seconds": "gauge",
     "callback_monitor_config_hash": "gauge",
     "callback_monitor_build_info": "gauge",
+    "callback_monitor_remediations": "counter",
+    "callback_monitor_alerts_sent": "counter",
+    "callback_monitor_alert_send_failures": "counter",
+    "callback_monitor_alerts_dropped": "counter",
+    "callback_monitor_alert_queue_length": "gauge",
 }
 
 

@@ -276,7 +276,8 @@ async def test_the_page_shows_a_drifted_app_desired_against_observed(client: Cli
     text = await page(client)
     assert "4 apps: 1 in sync, 1 drift, 1 error, 0 unknown" not in text  # new-app is unknown
     assert "4 apps: 1 in sync, 1 drift, 1 error, 1 unknown" in text
-    row = re.search(r"<tr><td><b>zulu-drift</b>.*?</tr>", text)
+    # The row's id is the anchor that alerts link to (generatorURL .../#app-<name>).
+    row = re.search(r'<tr id="app-zulu-drift"><td><b>zulu-drift</b>.*?</tr>', text)
     assert row is not None
     assert "url_mismatch" in row[0]
     assert "desired: <code>https://hooks.example.com/room?token=REDACTED</code>" in row[0]
@@ -299,10 +300,10 @@ async def test_the_page_never_shows_a_secret_and_escapes_what_it_shows(client: C
 
 async def test_the_page_lists_problems_first_and_refreshes_itself(client: Client) -> None:
     text = await page(client)
-    order = re.findall(r"<tr><td><b>([a-z-]+)</b>", text)
+    order = re.findall(r"<tr id=\"app-[a-z-]+\"><td><b>([a-z-]+)</b>", text)
     assert order == ["zulu-drift", "mike-failing", "new-app", "alpha-ok"]
     assert '<meta http-equiv="refresh" content="30">' in text
-    row = re.search(r"<tr><td><b>mike-failing</b>.*?</tr>", text)
+    row = re.search(r"<tr id=\"app-mike-failing\"><td><b>mike-failing</b>.*?</tr>", text)
     assert row is not None
     assert "<b>auth</b> · ErrorCode 70003 · RequestId <code>Id-abc-O-Seq-1</code>" in row[0]
     assert "Recent changes of live configs" in text

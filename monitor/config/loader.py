@@ -1,0 +1,75 @@
+"""Reading the file: size limits and decoding, then the YAML tree and its checks; one ConfigError."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from monitor.config.document import Checker
+from monitor.config.model import Config
+from monitor.config.yamltree import read_yaml
+from monitor.errors import ConfigError, Problem
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, parse and validate the desired-state file at ``path``. Raises ConfigError only."""
+    source = str(path)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(source, [Problem("", message)])
+
+    try:
+        where = Path(path)
+        info = where.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise fail("is a directory, not a config file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise fail(f"is {info.st_size} bytes; a config file may be at most 32 MiB")
+        with where.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        base_dir = where.absolute().parent
+    except OSError as exc:
+        raise fail(f"cannot read the file: {exc.strerror or type(exc).__name__}") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise fail(f"cannot read the file: {exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise fail("is larger than 32 MiB; a config file may be at most 32 MiB")
+    return _load(data, source, base_dir, environ)
+
+
+def load_config_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Parse and validate config text; relative secret files are taken from ``base_dir`` (default: cwd)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(source, [Problem("", f"is not valid text: {exc.reason}")]) from None
+    return _load(data, source, base_dir if base_dir is not None else Path.cwd(), environ)
+
+
+def _load(data: bytes, source: str, base_dir: Path, environ: Mapping[str, str] | None) -> Config:
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"is not UTF-8 text (invalid byte at offset {exc.start})"
+        raise ConfigError(source, [Problem("", message, line)]) from None
+    root, problems = read_yaml(text, source)
+    checker = Checker(base_dir.absolute(), os.environ if environ is None else environ)
+    checker.problems.extend(problems)
+    config = checker.check(root, source, digest)
+    errors = [p for p in checker.problems if not p.warning]
+    if errors or config is None:
+        raise ConfigError(source, errors, [p for p in checker.problems if p.warning])
+    return config

@@ -1,0 +1,146 @@
+"""The desired state as frozen dataclasses: what the rest of the monitor reads from a loaded config."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+from monitor.errors import Problem
+from monitor.tencent.model import CallbackConfig
+
+FINDING_KINDS: tuple[str, ...] = (
+    "config_missing",
+    "config_present",
+    "url_mismatch",
+    "missing_commands",
+    "unexpected_commands",
+    "insecure_url",
+    "host_not_allowed",
+)
+
+
+class UnexpectedCommands(StrEnum):
+    DRIFT = "drift"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True)
+class Policy:
+    require_https: bool = True
+    allowed_hosts: tuple[str, ...] = ()  # globs on the URL host; empty = any host
+    unexpected_commands: UnexpectedCommands = UnexpectedCommands.DRIFT
+
+
+def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """Whether ``host`` matches one of the globs, case-insensitively; any host when there are none.
+
+    A trailing dot is ignored ("hooks.example.com." is the same DNS name); the globs are fnmatch's.
+    """
+    if not allowed_hosts:
+        return True
+    return _globs_pattern(allowed_hosts).match(host.lower().removesuffix(".")) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _globs_pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(glob.lower())})" for glob in globs))
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: exactly one of an environment variable or a file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def read(self, environ: Mapping[str, str] | None = None) -> str:
+        """The secret, stripped of surrounding white space. Raises OSError or KeyError."""
+        if self.env is not None:
+            return (environ if environ is not None else os.environ)[self.env].strip()
+        assert self.file is not None
+        return self.file.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    sdkappid: int
+    endpoint: str  # https://host (or http://loopback) with no trailing slash
+    backup_endpoint: str | None  # the region's backup host; None for an explicit endpoint
+    region: str | None  # None when an explicit endpoint is given
+    identifier: str
+    interval: float  # seconds
+    timeout: float  # seconds, one HTTP request
+    secret: SecretRef
+    policy: Policy
+    ignore: frozenset[str]  # finding kinds shown but never alerted on
+    labels: Mapping[str, str]
+    callback: CallbackConfig | None  # None: the app must have no callback at all
+    error_threshold: int = 3
+    remediate: bool = False  # write the desired state back when it drifts (a later feature)
+    remediate_after: int = 2  # consecutive drifted verdicts before a write
+    remediate_max_failures: int = 3  # consecutive failed writes before giving up
+
+
+@dataclass(frozen=True)
+class Limits:
+    concurrency: int = 32
+    requests_per_second: float = 200.0
+
+
+NO_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class AlertmanagerSink:
+    """An Alertmanager that receives every alert; ``url`` is its base URL with no trailing slash."""
+
+    url: str  # the client appends /api/v2/alerts
+    resend_interval: float = 60.0  # seconds between re-sends of the alerts still firing
+    timeout: float = 5.0  # seconds, one HTTP request
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_LABELS)  # added to every alert
+
+
+@dataclass(frozen=True)
+class WebhookSink:
+    """A URL that receives every alert event as JSON, signed when a secret is given."""
+
+    url: str  # https, or http to a loopback host
+    secret: SecretRef | None = None
+    timeout: float = 5.0  # seconds, one HTTP request
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """Where alerts go besides the log: no sink unless the ``alerting`` section names one."""
+
+    external_url: str | None = None  # where people reach the status page (an alert's generatorURL)
+    alertmanager: AlertmanagerSink | None = None
+    webhook: WebhookSink | None = None
+    queue_size: int = 1000  # at most this many alerts wait per sink
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str  # the path it was loaded from, for messages
+    apps: tuple[AppConfig, ...]
+    limits: Limits = field(default_factory=Limits)
+    warnings: tuple[Problem, ...] = ()
+    digest: str = ""  # sha256 of the file's bytes, for callback_monitor_config_hash
+    alerting: Alerting = field(default_factory=Alerting)
+
+    def app(self, name: str) -> AppConfig:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        raise KeyError(name)
