@@ -126,12 +126,16 @@ class Daemon:
         self.limiter.rate = config.limits.requests_per_second
         return self.scheduler.sync(apps, rate=config.limits.requests_per_second)
 
-    def reload(self, reason: str) -> bool:
-        """Load the config file again; on success apply it, on failure keep the last good one."""
+    async def reload(self, reason: str) -> bool:
+        """Load the config file again; on success apply it, on failure keep the last good one.
+
+        The file is parsed in a worker thread: a large file takes a second or more, and the event
+        loop must keep answering probes and running checks meanwhile.
+        """
         now = self.clock()
         self.store.reload.last_attempt = now
         try:
-            config = load_config(self.settings.config, environ=self.environ)
+            config = await asyncio.to_thread(load_config, self.settings.config, environ=self.environ)
         except ConfigError as exc:
             self.store.reload.successful = False
             self.store.reload.last_error = str(exc)
@@ -170,10 +174,10 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self._config_signature = signature
-                self.reload("SIGHUP")
+                await self.reload("SIGHUP")
             elif signature != self._config_signature and signature is not None:
                 self._config_signature = signature
-                self.reload("file changed")
+                await self.reload("file changed")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
