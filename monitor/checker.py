@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import structlog
 
@@ -36,11 +38,27 @@ class Checker:
         self._client = client
         self._clock = clock
         self._environ = environ
+        # secret file -> (what os.stat says of it, the key read then). A stat per check notices a
+        # rotated file (Kubernetes swaps a symlink: a new inode) at a fraction of a read's cost.
+        self._keys: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+
+    def _read_key(self, app: AppConfig) -> str:
+        path = app.secret.file
+        if path is None:
+            return app.secret.read(self._environ)
+        st = os.stat(path)
+        signature = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+        cached = self._keys.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        key = app.secret.read(self._environ)
+        self._keys[path] = (signature, key)
+        return key
 
     def target(self, app: AppConfig) -> Target:
-        """The client's view of ``app``, with its key read now (so a rotated secret is picked up)."""
+        """The client's view of ``app``, with its key as it is now (so a rotated secret is picked up)."""
         try:
-            key = app.secret.read(self._environ)
+            key = self._read_key(app)
         except (OSError, KeyError, UnicodeDecodeError) as exc:
             raise SecretUnavailable(
                 f"cannot read the secret key from {app.secret.describe()} ({type(exc).__name__})"
@@ -61,7 +79,8 @@ class Checker:
         started = self._clock()
         try:
             target = self.target(app)
-            observed = await asyncio.wait_for(self._client.get_callback(target), run_timeout(app))
+            async with asyncio.timeout(run_timeout(app)):
+                observed = await self._client.get_callback(target)
         except SecretUnavailable as exc:
             error = CheckError(reason="auth", message=str(exc))
         except TencentError as exc:

@@ -11,21 +11,20 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from monitor.redact import redact_text, scrub
+from monitor.redact import SecretSet, redact_text
 
 # Every secret key the process has read. The redaction processor replaces any of them that reaches
 # a log line; code paths are written so that none ever does, this only catches mistakes.
-_SECRETS: set[str] = set()
+_SECRETS = SecretSet()
 
 
 def register_secret(value: str) -> None:
-    if value:
-        _SECRETS.add(value)
+    _SECRETS.add(value)
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return scrub(redact_text(value), _SECRETS) if _SECRETS else redact_text(value)
+        return _SECRETS.scrub(redact_text(value)) if _SECRETS else redact_text(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

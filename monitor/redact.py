@@ -57,3 +57,47 @@ def scrub(text: str, secrets: frozenset[str] | set[str]) -> str:
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+class SecretSet:
+    """Many known secrets, scrubbed from text in time that does not grow with their number.
+
+    The daemon registers every app's key; with 10,000 apps a replace per key per log field would
+    cost a tenth of a second a line. Secrets are grouped by length and each group is found by
+    sliding a window of that length over the text: one set lookup per position and length.
+    """
+
+    def __init__(self) -> None:
+        self._by_length: dict[int, set[str]] = {}
+        self._lengths: list[int] = []  # longest first, so a secret inside a longer one loses to it
+
+    def __bool__(self) -> bool:
+        return bool(self._lengths)
+
+    def add(self, secret: str) -> None:
+        if len(secret) < 4:  # shorter strings occur by chance; no real key is this short
+            return
+        group = self._by_length.setdefault(len(secret), set())
+        if not group:
+            self._lengths = sorted(self._by_length, reverse=True)
+        group.add(secret)
+
+    def scrub(self, text: str) -> str:
+        for length in self._lengths:
+            if len(text) < length:
+                continue
+            group = self._by_length[length]
+            pieces: list[str] = []
+            start = i = 0
+            end = len(text) - length
+            while i <= end:
+                if text[i : i + length] in group:
+                    pieces += (text[start:i], REDACTED)
+                    i += length
+                    start = i
+                else:
+                    i += 1
+            if pieces:
+                pieces.append(text[start:])
+                text = "".join(pieces)
+        return text

@@ -61,22 +61,22 @@ class RateLimiter:
 
     async def acquire(self) -> None:
         async with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            if self._tokens < 1:
-                wait = (1 - self._tokens) / self.rate
-                await self._sleep(wait)
-                self._tokens = 0.0
-                self._updated = self._clock()
-            else:
-                self._tokens -= 1
+            while True:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1 - 1e-9:  # float rounding must not cost another tiny sleep
+                    self._tokens = max(0.0, self._tokens - 1)
+                    return
+                # A sleep overshoots a little; the refill above credits the overshoot, so the
+                # bucket delivers its full rate instead of losing the extra time at every wait.
+                await self._sleep((1 - self._tokens) / self.rate)
 
 
 class Scheduler:
     """Runs ``run_check(app)`` for every app on its interval, bounded by a semaphore.
 
-    The first check of each app is placed at a random point of the first ``spread`` seconds so that a
+    The first check of each app is placed in its own slot of the first ``spread`` seconds so that a
     restart with thousands of apps does not fire them all at once.
     """
 
@@ -123,7 +123,11 @@ class Scheduler:
             del self._apps[name]
             self._on_planned(name, None)
         new = [app for name, app in wanted.items() if name not in self._apps]
-        spread = max(5.0, len(new) / rate)
+        # The first checks of new apps are spread evenly (a random point in each app's slot) over
+        # long enough that they arrive at 80% of the rate limit: at exactly the limit, a queue
+        # would build up at every interval and checks would run late.
+        spread = max(5.0, len(new) / (0.8 * rate))
+        slot = {app.name: i for i, app in enumerate(new)}
         added = rescheduled = 0
         now = datetime.now(UTC)
         for name, app in wanted.items():
@@ -131,7 +135,10 @@ class Scheduler:
             self._apps[name] = app
             if old is not None and old.interval == app.interval:
                 continue
-            first = now + timedelta(seconds=self._rng.uniform(0, min(spread, app.interval)))
+            window = min(spread, app.interval)
+            index = slot.get(name, self._rng.randrange(max(1, len(new))))
+            offset = (index + self._rng.random()) * window / max(1, len(new))
+            first = now + timedelta(seconds=offset)
             trigger = IntervalTrigger(
                 seconds=app.interval, jitter=jitter_for(app.interval), start_date=first, timezone=UTC
             )

@@ -649,6 +649,27 @@ def test_error_info_echoing_a_secret_is_scrubbed() -> None:
     assert "REDACTED" in err.info
 
 
+@pytest.mark.parametrize("code", [0, 70003, "not a code"])
+def test_a_request_id_echoing_a_secret_is_scrubbed(code: Any) -> None:
+    """Whether the answer is an Answer, a vendor error or an invalid response, its RequestId is clean."""
+    sig = "eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwhWZiflZpXlQ"
+    request_id = f"Id-{sig}-{KEY}?usersig=abc"
+    body = json.dumps({"ErrorCode": code, "ErrorInfo": "", "RequestId": request_id}).encode()
+    outcome = parse_envelope(
+        200, "application/json", body, action="set_callback", host="h", secrets=frozenset({sig, KEY})
+    )
+    assert outcome.request_id == "Id-REDACTED-REDACTED?usersig=REDACTED"
+    assert _leaks(f"{outcome} {outcome!r}", {sig, KEY, "abc"}) == []
+
+
+def test_a_request_id_is_escaped_and_capped() -> None:
+    answer = _parse({"ErrorCode": 0, "RequestId": "Id-\x1b[2J\n" + "x" * 1000}, action="set_callback")
+    assert answer.request_id.startswith("Id-\\x1b[2J\\nxxx")
+    assert answer.request_id.endswith("x...")
+    assert len(answer.request_id) == 128
+    assert _parse({"ErrorCode": 0, "RequestId": 7}, action="set_callback") == Answer(0, "")
+
+
 # ---- the envelope, read strictly ------------------------------------------------------------------
 
 GOOD_GET = {

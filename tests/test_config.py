@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
+import os
 import textwrap
+import threading
+import tracemalloc
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from monitor.config import (
     load_config_text,
     parse_duration,
 )
+from monitor.config.shapes import MAX_HINTS, did_you_mean
 from monitor.config.values import Values
 from monitor.errors import ConfigError, Problem
 from monitor.tencent.model import CallbackConfig
@@ -781,6 +786,52 @@ def test_a_file_over_32_mib_is_refused_before_parsing(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_reading_a_small_file_allocates_about_its_size(tmp_path: Path) -> None:
+    """Every load once allocated MAX_FILE_BYTES to read into, whatever the file's size."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    load_config(path, environ=ENV)  # first use fills caches that are not the read's
+    tracemalloc.start()
+    try:
+        load_config(path, environ=ENV)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+
+
+def _fifo(path: Path, data: bytes) -> threading.Thread:
+    """A named pipe at ``path`` that a thread fills with ``data`` once a reader opens it."""
+    os.mkfifo(path)
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), path.open("wb") as pipe:
+            pipe.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    return writer
+
+
+def test_a_named_pipe_is_read_to_its_end(tmp_path: Path) -> None:
+    """stat says 0 bytes for a pipe (``--config <(generate)``), as it does not know; it is read on."""
+    writer = _fifo(
+        tmp_path / "monitor.yaml",
+        (BASE + "".join(f"  - {{name: a{n}, sdkappid: {n + 2}}}\n" for n in range(3000))).encode(),
+    )
+    config = load_config(tmp_path / "monitor.yaml", environ=ENV)
+    writer.join(timeout=10)
+    assert len(config.apps) == 3001
+
+
+def test_a_pipe_that_holds_more_than_the_limit_is_refused(tmp_path: Path) -> None:
+    """The size stat saw does not bound the read: a file that grows is cut at the limit and refused."""
+    writer = _fifo(tmp_path / "monitor.yaml", b"#" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(ConfigError, match="is larger than 32 MiB; a config file may be at most 32 MiB"):
+        load_config(tmp_path / "monitor.yaml", environ=ENV)
+    writer.join(timeout=10)
+
+
 @pytest.mark.parametrize(
     ("data", "message", "line"),
     [
@@ -792,6 +843,15 @@ def test_a_file_over_32_mib_is_refused_before_parsing(tmp_path: Path) -> None:
         (b"version: 1\napps: [\n", "invalid YAML", 3),
         (b"a: 1\n---\nb: 2\n", "more than one YAML document", 2),
         (b"version: 1\napps: *nowhere\n", "alias *nowhere is not defined", 2),
+        (b"version: 1\napps: [a\x00]\n", "at column 9: control characters are not allowed (U+0000)", 2),
+        # the column counts characters, not the UTF-8 bytes libyaml counts
+        (
+            b"name: caf\xc3\xa9\nx: \xc3\xa9\x1b\n",
+            "at column 5: control characters are not allowed (U+001B)",
+            2,
+        ),
+        (b"a: 1\r\nb: 2\rc: \x07\n", "at column 4: control characters", 3),  # a lone CR ends a line too
+        ("version: 1\napps: []\n".encode("utf-16-be"), "is the file UTF-16 or UTF-32? Save it as UTF-8", 1),
     ],
 )
 def test_files_that_are_not_configs_give_one_clean_problem(
@@ -804,6 +864,7 @@ def test_files_that_are_not_configs_give_one_clean_problem(
     (problem,) = caught.value.problems
     assert message in problem.message
     assert problem.line == line
+    assert "\n" not in str(problem)
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
@@ -843,6 +904,78 @@ def test_long_text_from_the_file_is_clipped_in_messages(tmp_path: Path) -> None:
     )
     assert [p.path for p in found] == ["defaults.region", "apps[0]." + "k" * 57 + "..."]
     assert all(len(str(p)) < 500 for p in found)
+
+
+def test_a_key_with_control_characters_is_shown_escaped_in_its_path() -> None:
+    """A terminal escape or a bidi override in a key must not reach a terminal as it is."""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text('version: 1\napps: []\n"\\e[2Jboom\\u202e": 1\n')
+    (problem,) = caught.value.problems
+    assert problem.path == "\\x1b[2Jboom\\u202e"
+    assert "\x1b" not in str(caught.value)
+    assert "\u202e" not in str(caught.value)
+
+
+def test_a_long_key_of_control_characters_is_clipped_between_escapes() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text('version: 1\napps: []\n"' + "\\e" * 100 + '": 1\n')
+    assert caught.value.problems[0].path == "\\x1b" * 14 + "..."
+
+
+def test_a_path_too_deep_for_a_message_keeps_its_start_and_its_end() -> None:
+    text = "version: 1\napps: []\nx:\n" + "".join("  " * n + f"level{n}:\n" for n in range(1, 70))
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    (problem,) = caught.value.problems
+    assert "nested more than 64 levels deep" in problem.message
+    assert problem.path.startswith("x.level1.level2.level3.")
+    assert problem.path.endswith(".level62.level63")
+    assert "..." in problem.path
+    assert len(problem.path) <= 200
+
+
+def test_a_problem_inside_a_merged_mapping_names_the_merge_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text("version: 1\napps: []\nm: {<<: {x: !!foo 1}}\n")
+    assert ("m.<<.x", "unsupported YAML tag tag:yaml.org,2002:foo") in [
+        (p.path, p.message) for p in caught.value.problems
+    ]
+
+
+def test_suggestions_stop_after_max_hints_different_words_but_every_problem_is_listed() -> None:
+    """difflib is slow enough that half a million unknown keys took seconds of suggesting alone."""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text("version: 1\napps: []\n" + "".join(f"versio{n}: 1\n" for n in range(MAX_HINTS + 50)))
+    found = caught.value.problems
+    assert len(found) == MAX_HINTS + 50
+    assert sum("did you mean 'version'?" in p.message for p in found) == MAX_HINTS
+
+
+def test_the_same_typo_in_every_app_keeps_its_suggestion(tmp_path: Path) -> None:
+    apps = "".join(
+        f"  - {{name: a{n}, sdkappid: {n + 2}, secret_key_fle: x}}\n" for n in range(MAX_HINTS + 50)
+    )
+    found = problems(BASE + apps, tmp_path)
+    assert len(found) == MAX_HINTS + 50
+    assert all(
+        p.message.startswith("unknown key 'secret_key_fle'; did you mean 'secret_key_file'?") for p in found
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6),
+    st.sampled_from([0.6, 0.9]),
+)
+def test_skipping_words_too_long_to_match_never_changes_a_suggestion(
+    word: str, choices: list[str], cutoff: float
+) -> None:
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    assert did_you_mean(word, tuple(choices), cutoff) == (
+        f"; did you mean {lowered[close[0]]!r}?" if close else ""
+    )
 
 
 def test_a_key_that_is_a_list_is_refused(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.redact import REDACTED, redact_text, redact_url, scrub
+from monitor.redact import REDACTED, SecretSet, redact_text, redact_url, scrub
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,34 @@ def test_no_query_value_survives_redaction(value: str, other: str) -> None:
     out = redact_url(url)
     assert out == "https://hooks.example.com/cb?token=REDACTED&x=REDACTED"
     assert f"={value}" not in redact_text(f"posting to {url} failed")
+
+
+@given(
+    st.lists(st.text(alphabet="abcdef0123456789", min_size=4, max_size=24), max_size=20),
+    st.text(alphabet="abcdef0123456789 =x", max_size=200),
+)
+def test_a_secret_set_scrubs_every_secret_it_holds(secrets: list[str], text: str) -> None:
+    """Whatever the mix of lengths and overlaps, no registered secret survives in the output."""
+    secret_set = SecretSet()
+    for secret in secrets:
+        secret_set.add(secret)
+    for secret in secrets:
+        out = secret_set.scrub(f"{text}{secret}{text}")
+        assert secret not in out.replace(REDACTED, "\0")
+
+
+def test_a_secret_set_ignores_strings_too_short_to_be_keys() -> None:
+    secret_set = SecretSet()
+    secret_set.add("abc")
+    assert not secret_set
+    assert secret_set.scrub("abc") == "abc"
+
+
+def test_a_secret_set_holds_ten_thousand_keys_of_one_length() -> None:
+    """The daemon's case: one key per app, all the same length (its speed is in bench/)."""
+    secret_set = SecretSet()
+    keys = [f"{i:064x}" for i in range(10_000)]
+    for key in keys:
+        secret_set.add(key)
+    line = "error for app: " + keys[1234] + " and " + keys[9999]
+    assert secret_set.scrub(line) == f"error for app: {REDACTED} and {REDACTED}"

@@ -68,3 +68,17 @@ async def test_rate_limiter_serves_concurrent_waiters_at_the_rate() -> None:
     limiter = RateLimiter(20, burst=1, clock=fake.clock, sleep=fake.sleep)
     await asyncio.gather(*(limiter.acquire() for _ in range(21)))
     assert fake.now == pytest.approx(1.0)
+
+
+async def test_rate_limiter_keeps_its_rate_when_sleeps_overshoot() -> None:
+    """Real sleeps wake a little late; the bucket must credit that time, not lose it each wait."""
+    fake = FakeTime()
+
+    async def late_sleep(seconds: float) -> None:
+        await fake.sleep(seconds + 0.002)
+
+    limiter = RateLimiter(200, burst=20, clock=fake.clock, sleep=late_sleep)
+    for _ in range(1001):
+        await limiter.acquire()
+    # 20 tokens at hand, 981 more at 200/s: 4.905 s. Losing 2 ms at every wait would take 6.9 s.
+    assert fake.now == pytest.approx(4.905, abs=0.01)

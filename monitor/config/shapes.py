@@ -42,6 +42,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 CONTROL = re.compile(r"[\x00-\x20\x7f]")  # white space and control characters
 BOOL_HINT = "YAML reads yes/no/on/off/true/false as booleans"
+MAX_HINTS = 100  # different unknown words a load suggests a correction for: past that, not typos
 
 
 def parse_duration(value: object) -> float:
@@ -97,7 +98,11 @@ def describe(value: object) -> str:
 
 def did_you_mean(word: str, choices: tuple[str, ...], cutoff: float = 0.6) -> str:
     lowered = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    word = word.lower()
+    # difflib's ratio is at most 2 * shorter / (sum of lengths): a word this long cannot reach the cutoff.
+    if len(word) * cutoff > (2 - cutoff) * max(map(len, lowered), default=0):
+        return ""
+    close = difflib.get_close_matches(word, list(lowered), n=1, cutoff=cutoff)
     return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
@@ -109,6 +114,21 @@ class Shapes:
         self.durations: dict[str, float] = {}
         # A problem in a defaults value that shows only for some apps: reported once, naming the apps.
         self.inherited: dict[tuple[str, int | None, str, bool], list[str]] = {}
+        self.hints: dict[tuple[str, tuple[str, ...], float], str] = {}
+
+    def hint(self, word: str, choices: tuple[str, ...], cutoff: float = 0.6) -> str:
+        """``did_you_mean``, worked out for the first MAX_HINTS different words only.
+
+        difflib costs some 30 us a word: a file of 500,000 unknown keys spent 12 s on suggestions alone.
+        A word met again (the same typo in every app) keeps its suggestion.
+        """
+        key = (word, choices, cutoff)
+        found = self.hints.get(key)
+        if found is None:
+            if len(self.hints) >= MAX_HINTS:
+                return ""
+            found = self.hints[key] = did_you_mean(word, choices, cutoff)
+        return found
 
     def error(self, path: str, message: str, line: int | None) -> None:
         self.problems.append(Problem(path, message, line))
@@ -158,7 +178,7 @@ class Shapes:
                 continue
             line = m.key_lines.get(key)
             if isinstance(key, str):
-                hint = did_you_mean(key, allowed)
+                hint = self.hint(key, allowed)
                 message = f"unknown key {clip(key)!r}{hint} (allowed here: {', '.join(allowed)})"
                 self.error(join(path, key), message, line)
             else:

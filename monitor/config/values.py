@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from monitor.config.model import FINDING_KINDS, SecretRef, UnexpectedCommands
-from monitor.config.shapes import BAD, CONTROL, At, Bad, Shapes, describe, did_you_mean
+from monitor.config.shapes import BAD, CONTROL, At, Bad, Shapes, describe
 from monitor.config.yamltree import Seq, clip, join
 from monitor.redact import redact_url
 from monitor.tencent.commands import ALIASES, KNOWN_COMMANDS, canonical, is_known
@@ -111,7 +111,7 @@ class Values(Shapes):
             return BAD
         if name not in REGIONS:
             known = tuple(REGIONS)
-            hint = did_you_mean(name, known)
+            hint = self.hint(name, known)
             self.error(path, f"unknown region {clip(name)!r}{hint} (known: {', '.join(known)})", line)
             return BAD
         return REGION_LOCATIONS[name]
@@ -251,7 +251,7 @@ class Values(Shapes):
     def finding_kind(self, value: object, path: str, line: int | None) -> str | Literal[Bad.BAD]:
         kind = self.string(value, path, line)
         if kind is not BAD and kind not in FINDING_KINDS:
-            hint = did_you_mean(kind, FINDING_KINDS)
+            hint = self.hint(kind, FINDING_KINDS)
             message = f"unknown finding kind {clip(kind)!r}{hint} (known: {', '.join(FINDING_KINDS)})"
             self.error(path, message, line)
             return BAD
@@ -318,7 +318,7 @@ class Values(Shapes):
                 self.error(f"{path}[{index}]", message, value.item_lines[index])
                 ok = False
             elif word not in KNOWN_COMMANDS and not is_known(word):
-                hint = did_you_mean(word, _KNOWN_WORDS, cutoff=0.9)  # the words share long prefixes
+                hint = self.hint(word, _KNOWN_WORDS, cutoff=0.9)  # the words share long prefixes
                 message = f"unknown command word {clip(word)!r}{hint}"
                 self.warn(f"{path}[{index}]", message, value.item_lines[index])
                 warned = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ from monitor.errors import ConfigError, Problem
 
 MAX_NODES = 1_000_000  # after alias expansion: stops a "billion laughs" file
 MAX_DEPTH = 64  # the schema needs 6 levels; deeper nesting (or a self-referencing alias) is refused
+_MAX_PATH, _PATH_HEAD = 200, 80  # a problem's path: at most this long, keeping this much of its start
+_STEP = re.compile(r"\.(?!\.)|\[")  # where a path's next key or index starts (not a clip's "...")
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # YAML's line breaks
 
 
 class Map(dict[object, object]):
@@ -59,6 +63,11 @@ _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoad
 
 class _MergeKey:
     """A plain ``<<`` key: the mapping (or list of mappings) after it is merged in."""
+
+    def __str__(self) -> str:  # a problem's path may pass through one: "base.<<[1]"
+        return "<<"
+
+    __repr__ = __str__
 
 
 class Unreadable:
@@ -275,13 +284,62 @@ class _TreeBuilder:
 
 
 def join(path: str, key: object) -> str:
-    """The path of ``key`` inside ``path``, as messages show it: ``apps[0].callback``."""
-    return f"{path}.{clip(str(key))}" if path else clip(str(key))
+    """The path of ``key`` inside ``path``, as messages show it: ``apps[0].callback``.
+
+    Each key is clipped and escaped; a path deeper than a message can hold loses its middle.
+    """
+    shown = printable(str(key))
+    joined = f"{path}.{shown}" if path else shown
+    if len(joined) <= _MAX_PATH:
+        return joined
+    start = len(joined) - (_MAX_PATH - _PATH_HEAD - 3)
+    step = _STEP.search(joined, start)
+    return f"{joined[:_PATH_HEAD]}...{joined[step.start() if step else start :]}"
 
 
 def clip(text: str, limit: int = 60) -> str:
     """Text from the file as shown in a message: a 30 MB key must not make a 30 MB message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """Text from the file shown bare in a message: clipped, with control characters (terminal escapes
+    among them), bidi overrides and other unprintable characters escaped as ``repr`` does (``\\x1b``)."""
+    if text.isprintable():
+        return clip(text, limit)
+    pieces: list[str] = []
+    size = 0
+    for char in text[: limit + 1]:
+        piece = char if char.isprintable() else repr(char)[1:-1]
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            break
+    if size <= limit and len(text) <= limit:
+        return "".join(pieces)
+    while size > limit - 3:  # cut between escapes, never inside one
+        size -= len(pieces.pop())
+    return "".join(pieces) + "..."
+
+
+def _unreadable_character(exc: yaml.reader.ReaderError, text: str) -> Problem:
+    """A character YAML refuses (a control character, often a NUL) as one problem with its line.
+
+    PyYAML's own text for it is two lines and counts the position from the start of the file.
+    """
+    if _YAML_LOADER is yaml.SafeLoader:
+        before = text[: exc.position]
+    else:  # libyaml counts UTF-8 bytes
+        before = text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "replace")
+    line = 1 + sum(1 for _ in _LINE_BREAK.finditer(before))
+    column = len(before) - max(before.rfind(char) for char in "\n\r\x85\u2028\u2029")
+    character = exc.character
+    what = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+    message = f"invalid YAML at column {column}: {exc.reason} ({what})"
+    sample = text[:1000]
+    if character == 0 and sample.count("\x00") * 4 >= len(sample):
+        message += "; is the file UTF-16 or UTF-32? Save it as UTF-8"
+    return Problem("", message, line)
 
 
 def read_yaml(text: str, source: str) -> tuple[object, list[Problem]]:
@@ -298,6 +356,8 @@ def read_yaml(text: str, source: str) -> tuple[object, list[Problem]]:
         line = mark.line + 1 if mark is not None else None
         column = f" at column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(source, [Problem("", f"invalid YAML{column}: {what}", line)]) from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(source, [_unreadable_character(exc, text)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [Problem("", f"invalid YAML: {exc}")]) from None
     except _Abort as exc:

@@ -35,6 +35,7 @@ MAX_BODY = 1 << 20
 """A real answer is a few hundred bytes; anything beyond a MiB is not the documented envelope."""
 
 _MAX_INFO = 300
+_MAX_REQUEST_ID = 128  # the vendor's are some 40 characters
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def parse_envelope(
 ) -> Answer | TencentError:
     """Read one HTTP answer strictly. Pure: returns the error instead of raising it.
 
-    ``secrets`` (the key and the UserSig of the request) are scrubbed from the vendor's ErrorInfo in
-    case a gateway ever echoes the request back.
+    ``secrets`` (the key and the UserSig of the request) are scrubbed from the vendor's ErrorInfo and
+    RequestId in case a gateway ever echoes the request back.
     """
     where = f"{action} at {host}"
     if status != 200:
@@ -117,9 +118,7 @@ def parse_envelope(
         return InvalidResponse(f"{where}: the answer was not a JSON object", action=action, host=host)
     code = envelope.get("ErrorCode")
     info = envelope.get("ErrorInfo", "")
-    request_id = envelope.get("RequestId", "")
-    if not isinstance(request_id, str):
-        request_id = ""
+    request_id = _clean_request_id(envelope.get("RequestId", ""), secrets)
     if (
         isinstance(code, bool)
         or not isinstance(code, int)
@@ -161,6 +160,17 @@ def parse_envelope(
             request_id=request_id,
         )
     return Answer(code, request_id, CallbackConfig(url, tuple(commands)))
+
+
+def _clean_request_id(value: object, secrets: frozenset[str]) -> str:
+    """The RequestId as safe to log and quote: secrets and URL query values redacted, unprintable
+    characters escaped (messages show it unquoted), at most _MAX_REQUEST_ID characters."""
+    if not isinstance(value, str):
+        return ""
+    text = scrub(redact_text(value), secrets)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: _MAX_REQUEST_ID + 1])
+    return text if len(text) <= _MAX_REQUEST_ID else text[: _MAX_REQUEST_ID - 3] + "..."
 
 
 def code_label(outcome: Answer | TencentError) -> str:

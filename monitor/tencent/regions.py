@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -54,6 +55,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1024)  # the client asks before every request; endpoints are few
 def endpoint_problem(endpoint: str) -> str | None:
     """Why ``endpoint`` cannot be used as an API base URL, or None when it can.
 

@@ -189,20 +189,12 @@ def test_a_nasty_file_is_refused_with_only_a_readable_config_error(
     assert readable_problems(result) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="yamltree._MergeKey has no __str__: a path through '<<' shows its repr"
-)
 def test_a_problem_under_a_merge_key_names_its_place_readably() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(merge_chain(12, 10) + "version: 1\napps: []\n", environ=ENVIRON)
     assert readable_problems(caught.value) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PyYAML's ReaderError (a raw control character) is passed on as its two-line text, "
-    "'... in \"<unicode string>\", position N', instead of one line with the line number",
-)
 def test_a_raw_control_character_is_one_problem_line_with_its_line_number() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(BASE + "  - {name: a\x00b, sdkappid: 1}\n", environ=ENVIRON)
@@ -211,11 +203,6 @@ def test_a_raw_control_character_is_one_problem_line_with_its_line_number() -> N
     assert problem.line == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a key's path is printed raw (yamltree.join): a control character in a key, a terminal "
-    "escape among them, reaches the message unescaped",
-)
 def test_a_key_with_a_terminal_escape_is_shown_escaped() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(BASE + APP + '"\\e[2Jboom": 1\n', environ=ENVIRON)
@@ -431,7 +418,6 @@ def test_any_json_envelope_is_an_answer_or_a_tencent_error_without_an_echoed_sec
         assert secret not in repr(result)
 
 
-@pytest.mark.xfail(strict=True, reason="parse_envelope scrubs secrets from ErrorInfo but not from RequestId")
 @settings(max_examples=20, deadline=None)
 @given(echo, st.sampled_from([0, 70001, "not a code"]))
 def test_a_secret_echoed_in_the_request_id_is_not_handed_back(request_id: str, code: Any) -> None:
