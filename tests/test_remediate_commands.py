@@ -44,6 +44,7 @@ from tests.test_commands import (
     TOKEN,
     Lab,
     Run,
+    row,
     run_cli,
 )
 
@@ -89,16 +90,6 @@ def add_drifts(lab: Lab) -> None:
     lab.add("hands-off", 1400000207, CallbackConfig(HOOK, (CREATE,)))  # self-heal off: apply still may
 
 
-def block(text: str, name: str) -> str:
-    """The lines of one app in plan's output: its head line and the indented lines under it."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"{name} ("))
-    end = start + 1
-    while end < len(lines) and lines[end].startswith("  "):
-        end += 1
-    return "\n".join(lines[start:end])
-
-
 # ---- plan ----------------------------------------------------------------------------------------
 
 
@@ -108,18 +99,18 @@ async def test_plan_shows_the_exact_call_per_app_and_writes_nothing(lab: Lab) ->
     run = await lab.run("plan", "--config", str(config))
     assert run.code == 1, run.err
     for name, call in FIXES.items():
-        assert block(run.out, name).splitlines()[0].endswith(f": {call}"), run.out
-    moved = block(run.out, "moved")
+        assert row(run.out, name).splitlines()[0].endswith(f": {call}"), run.out
+    moved = row(run.out, "moved")
     assert "  fixes  url_mismatch" in moved
     assert "  before url       https://REDACTED@hooks.example.com/tencent/other?token=REDACTED" in moved
     assert "  after  url       https://hooks.example.com/tencent/room?token=REDACTED" in moved
     assert f"         commands  {CREATE}, {DESTROY}" in moved
-    chatty = block(run.out, "chatty")
+    chatty = row(run.out, "chatty")
     assert f"  - {ENTER}" in chatty
-    assert f"  + {DESTROY}" in block(run.out, "deaf")
-    assert "(no callback configured)" in block(run.out, "gone")
-    assert block(run.out, "fine") == "fine (1400000206): nothing to do"
-    assert block(run.out, "hands-off").splitlines()[0].endswith(": update_callback")
+    assert f"  + {DESTROY}" in row(run.out, "deaf")
+    assert "(no callback configured)" in row(run.out, "gone")
+    assert row(run.out, "fine") == "fine (1400000206): nothing to do"
+    assert row(run.out, "hands-off").splitlines()[0].endswith(": update_callback")
     assert run.out.endswith("7 apps: 6 to change, 1 nothing to do, 0 not checked or not fixed\n")
     assert writes(lab.sim) == {}
     assert lab.sim.count() == 7  # one get_callback per app, nothing else

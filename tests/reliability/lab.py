@@ -5,7 +5,6 @@ subprocess, and the search for known secrets in everything the monitor printed o
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import ssl
@@ -25,7 +24,6 @@ from monitor.simulator import Simulator
 from monitor.tencent.model import CallbackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT = 30.0
 
 CREATE = "Room.CallbackAfterCreateRoom"
 DESTROY = "Room.CallbackAfterDestroyRoom"
@@ -294,38 +292,6 @@ def make_certs(directory: Path) -> Certs:
 
 
 # ---- the real command ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> Run:
-    """``python -m monitor ARGS`` with only the CALLBACK_MONITOR_* variables of ``env``."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CALLBACK_MONITOR_")} | (env or {})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env=environ,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(
-            f"callback-monitor {' '.join(args)} ran for more than {RUN_TIMEOUT:g}s"
-        ) from None
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
 
 
 def lines_of(

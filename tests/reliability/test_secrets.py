@@ -16,7 +16,8 @@ import pytest
 from monitor.simulator import Faults, Simulator
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.usersig import sign
-from tests.reliability.lab import COMMANDS, Fleet, Leaks, SimServer, run_cli, token
+from tests.reliability.lab import COMMANDS, Fleet, Leaks, SimServer, token
+from tests.test_commands import run_cli
 
 
 def test_the_leak_search_finds_a_secret_however_it_is_embedded() -> None:

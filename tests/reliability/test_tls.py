@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from monitor.simulator import Simulator
-from tests.reliability.lab import Certs, Fleet, Leaks, Run, SimServer, make_certs, run_cli
+from tests.reliability.lab import Certs, Fleet, Leaks, SimServer, make_certs
 from tests.serve_helpers import Serve, running
+from tests.test_commands import Run, run_cli
 
 pytestmark = pytest.mark.slow
 
