@@ -370,6 +370,9 @@ class RoomConfigClient:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
+    length = response.content_length
+    if length is not None:  # the usual case: one read of a known, small body
+        return None if length > MAX_BODY else await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(65536):
