@@ -127,9 +127,10 @@ class Serve:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    async def start(cls, config: Path, *args: str) -> Serve:
-        """Spawn the process; see ``running`` for one that is ready and always cleaned up."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBACK_MONITOR_")}
+    async def start(cls, config: Path, *args: str, env: dict[str, str] | None = None) -> Serve:
+        """Spawn the process, with only the CALLBACK_MONITOR_* variables of ``env``; see ``running``
+        for one that is ready and always cleaned up."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBACK_MONITOR_")} | (env or {})
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,16 +143,6 @@ class Lab:
 
 def callback_block(callback: CallbackConfig | None) -> dict[str, Any] | None:
     return None if callback is None else {"url": callback.url, "commands": list(callback.commands)}
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    sim = Simulator(seed=0)
-    url = await sim.start()
-    try:
-        yield Lab(sim, url, tmp_path)
-    finally:
-        await sim.stop()
 
 
 # One app per finding kind; the policy apps ignore url_mismatch so that their policy kind alone counts.

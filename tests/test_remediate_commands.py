@@ -10,7 +10,6 @@ import asyncio
 import os
 import pty
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from tests.serve_helpers import (
     MISSING_COMMANDS,
     NO_CONFIG,
     PLAIN_HTTP,
-    ROOT,
     Serve,
     app_metric,
     config_yaml,
@@ -58,16 +56,6 @@ def writes(sim: Simulator, sdkappid: int | None = None) -> dict[str, int]:
     """The write calls the simulator received (for one app, or all), by action; zero counts left out."""
     counts = {action: sim.count(action=action, sdkappid=sdkappid) for action in WRITES}
     return {action: n for action, n in counts.items() if n}
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    sim = Simulator(seed=0)
-    url = await sim.start()
-    try:
-        yield Lab(sim, url, tmp_path)
-    finally:
-        await sim.stop()
 
 
 # One app per drift kind, each allowed to be fixed, plus one in sync and one that is not allowed.
@@ -293,32 +281,6 @@ async def test_self_heal_fixes_a_persisting_drift_once_and_never_writes_on_error
             assert "token=demo" not in raw
 
 
-async def serve_with_env(config: Path, env: dict[str, str], *args: str) -> Serve:
-    """Like ``Serve.start``, with CALLBACK_MONITOR_* variables of the test's choosing."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CALLBACK_MONITOR_")} | env
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "serve",
-        "--config",
-        str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--log-level",
-        "debug",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env=environ,
-    )
-    return Serve(proc)
-
-
 async def test_read_only_serve_never_writes_whatever_the_config_says(
     simulator: Simulator, simulator_url: str, tmp_path: Path
 ) -> None:
@@ -328,7 +290,7 @@ async def test_read_only_serve_never_writes_whatever_the_config_says(
     config = write_config(tmp_path / "config.yaml", simulator_url, apps, overrides=overrides)
     serves = [
         await Serve.start(config, "--read-only"),
-        await serve_with_env(config, {"CALLBACK_MONITOR_READ_ONLY": "TRUE"}),
+        await Serve.start(config, env={"CALLBACK_MONITOR_READ_ONLY": "TRUE"}),
     ]
     try:
         for serve in serves:
@@ -344,7 +306,7 @@ async def test_read_only_serve_never_writes_whatever_the_config_says(
 
 async def test_a_read_only_switch_with_an_unknown_word_stops_serve_at_start(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.yaml", "http://127.0.0.1:9", (DRIFTED_URL,))
-    serve = await serve_with_env(config, {"CALLBACK_MONITOR_READ_ONLY": "sometimes"})
+    serve = await Serve.start(config, env={"CALLBACK_MONITOR_READ_ONLY": "sometimes"})
     try:
         assert await serve.wait_exit(RUN_TIMEOUT) == 2
     finally:
