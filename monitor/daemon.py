@@ -21,8 +21,9 @@ from monitor.checker import Checker
 from monitor.config import AppConfig, Config, load_config
 from monitor.errors import ConfigError, MonitorError
 from monitor.metrics import Metrics
+from monitor.ratelimit import RateLimiter
 from monitor.remediate import Executor, Remediator
-from monitor.scheduler import RateLimiter, Scheduler, in_shard
+from monitor.scheduler import Scheduler, in_shard
 from monitor.settings import ServeSettings, tls_context
 from monitor.sinks import AlertSinks
 from monitor.state import AppIdentity, AppState, reidentify, transition
@@ -77,6 +78,26 @@ class Daemon:
         self.scheduler = Scheduler(
             self._run_check, concurrency=config.limits.concurrency, on_planned=self._planned
         )
+        # The check path, built before anything runs; run() closes the session last. The scheduler's
+        # semaphore bounds requests in flight, so the pool need not bound them again.
+        tls = tls_context(settings.ca_bundle)  # MonitorError when the bundle is unusable
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=tls)
+        )
+        client = RoomConfigClient(
+            self.session, observer=self.metrics.observe_request, throttle=self.limiter.acquire
+        )
+        self.checker = Checker(client, clock=clock, environ=environ)
+        # Read-only: no writer exists at all, whatever the config says.
+        self.remediator: Remediator | None = None
+        if not settings.read_only:
+            self.remediator = Remediator(
+                Executor(client, read_only=False, clock=clock),
+                self.checker.target,
+                emit=self.store.emit,
+                count=self.metrics.count_remediation,
+                clock=clock,
+            )
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -193,41 +214,22 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> int:
-        try:
-            tls = tls_context(self.settings.ca_bundle)
-        except MonitorError as exc:
-            log.error("ca_bundle_unusable", error=str(exc))
-            print(f"callback-monitor: error: {exc}", file=sys.stderr)
-            return EXIT_CANNOT_START
-        loop = asyncio.get_running_loop()
-        for sig, handler in (
-            (signal.SIGTERM, self._stop.set),
-            (signal.SIGINT, self._stop.set),
-            (signal.SIGHUP, self._reload.set),
-        ):
-            loop.add_signal_handler(sig, handler)
-        # The scheduler's semaphore bounds requests in flight; the pool need not bound them again.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=tls))
-        client = RoomConfigClient(
-            session, observer=self.metrics.observe_request, throttle=self.limiter.acquire
-        )
-        self.checker = Checker(client, clock=self.clock, environ=self.environ)
-        # Read-only: no writer exists at all, whatever the config says.
-        self.remediator: Remediator | None = None
-        if not self.settings.read_only:
-            executor = Executor(client, read_only=False, clock=self.clock)
-            self.remediator = Remediator(
-                executor,
-                self.checker.target,
-                emit=self.store.emit,
-                count=self.metrics.count_remediation,
-                clock=self.clock,
+        """Start in order, wait for SIGTERM or SIGINT, stop in reverse (an exit stack owns each part)."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.session.close)
+            loop = asyncio.get_running_loop()
+            for sig, handler in (
+                (signal.SIGTERM, self._stop.set),
+                (signal.SIGINT, self._stop.set),
+                (signal.SIGHUP, self._reload.set),
+            ):
+                loop.add_signal_handler(sig, handler)
+                stack.callback(loop.remove_signal_handler, sig)
+            runner = web.AppRunner(
+                make_app(self.store, self.metrics), access_log_class=AccessLogger, handle_signals=False
             )
-        runner = web.AppRunner(
-            make_app(self.store, self.metrics), access_log_class=AccessLogger, handle_signals=False
-        )
-        try:
             await runner.setup()
+            stack.push_async_callback(runner.cleanup)
             host, port = self.settings.listen
             # A burst of connections (a scraper flood) must not overflow the accept queue: the kernel
             # would drop the kubelet's probe SYN too, and its retry comes only a second later.
@@ -239,18 +241,21 @@ class Daemon:
                 log.error("listen_failed", host=host, port=port, error=reason)
                 print(f"callback-monitor: error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
                 return EXIT_CANNOT_START
-            url = _site_url(runner, host)
             assert self.store.config is not None
             await self.sinks.start(self.store.config.alerting)
+            stack.push_async_callback(self.sinks.stop, ALERT_FLUSH)
             self._apply(self.store.config)
             self.store.reload.last_success = self.clock()
             self.scheduler.start()
+            stack.push_async_callback(self.scheduler.shutdown, self.settings.grace)
             self.store.ready = True
+            stack.callback(setattr, self.store, "ready", False)
+            stack.push_async_callback(self._cancel_background)
             self._spawn(self._watch(), "config-watch")
             log.info(
                 "started",
                 version=__version__,
-                url=url,
+                url=_site_url(runner, host),
                 apps=len(self.store.states),
                 shard=f"{self.settings.shard.index}/{self.settings.shard.count}",
                 config=str(self.settings.config),
@@ -258,19 +263,13 @@ class Daemon:
             )
             await self._stop.wait()
             log.info("stopping", grace=self.settings.grace, running_checks=self.scheduler.running_checks)
-        finally:
-            self.store.ready = False
-            await self.scheduler.shutdown(self.settings.grace)
-            for task in list(self._background):
-                task.cancel()
-            await asyncio.gather(*self._background, return_exceptions=True)
-            await self.sinks.stop(ALERT_FLUSH)
-            await runner.cleanup()
-            await session.close()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+    async def _cancel_background(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
 
 def _site_url(runner: web.AppRunner, host: str) -> str:
@@ -297,4 +296,10 @@ async def run(settings: ServeSettings, *, environ: Mapping[str, str] | None = No
         return 2
     for warning in config.warnings:
         log.warning("config_warning", file=str(settings.config), problem=str(warning))
-    return await Daemon(settings, config, environ=environ).run()
+    try:
+        daemon = Daemon(settings, config, environ=environ)
+    except MonitorError as exc:
+        log.error("ca_bundle_unusable", error=str(exc))
+        print(f"callback-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    return await daemon.run()
