@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from monitor import logs
 from monitor.cli.changes import cmd_apply, cmd_plan
 from monitor.cli.oneshot import EXIT_USAGE, cmd_check, cmd_export, cmd_validate, fail
-from monitor.cli.options import build_parser
+from monitor.cli.options import UsageError, build_parser, from_environment
 from monitor.cli.servers import cmd_demo, cmd_serve, cmd_simulate
 from monitor.errors import ConfigError, MonitorError
 
@@ -33,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    try:
+        from_environment(args, os.environ)
+    except UsageError as exc:
+        return fail(str(exc))
     # Logs go to stderr for the one-shot commands so that stdout stays a clean report.
     stream = sys.stdout if args.command in ("serve", "demo", "simulate") else sys.stderr
     logs.configure(fmt=args.log_format, level=args.log_level, stream=stream)

@@ -22,22 +22,14 @@ from monitor.cli.oneshot import (
     select,
     vendor_client,
 )
+from monitor.cli.options import read_only_requested
 from monitor.config import AppConfig, Config
 from monitor.errors import MonitorError
-from monitor.settings import env_name, parse_switch
+from monitor.settings import env_name
 from monitor.state import CheckError
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent
     from monitor.remediate import Plan, Result
-
-
-def read_only_env() -> bool:
-    """CALLBACK_MONITOR_READ_ONLY as a switch; an unknown word is a ValueError, never "off"."""
-    name = env_name("--read-only")
-    try:
-        return parse_switch(os.environ.get(name, ""))
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
 
 
 Planned = list[tuple[AppConfig, "Plan | CheckError"]]
@@ -120,11 +112,8 @@ def _confirm(calls: int) -> bool:
 def cmd_apply(args: argparse.Namespace) -> int:
     from monitor.remediate import Plan
 
-    try:
-        if read_only_env():
-            return fail(f"read-only mode ({env_name('--read-only')} is set): apply writes nothing; use plan")
-    except ValueError as exc:
-        return fail(str(exc))
+    if read_only_requested(os.environ):  # a UsageError for an unknown word: never taken as "off"
+        return fail(f"read-only mode ({env_name('--read-only')} is set): apply writes nothing; use plan")
     if not args.yes and not sys.stdin.isatty():
         return fail("apply writes to Tencent and has no terminal to ask for confirmation on: pass --yes")
     config = load(args)

@@ -1,19 +1,56 @@
-"""The command line: every command's options, declared once, and the parser built from them.
+"""The command line: every command's options, declared once, the parser built from them, and the
+``CALLBACK_MONITOR_*`` variables checked exactly as their flags are.
 
-An option may also come from a ``CALLBACK_MONITOR_*`` variable; the variable is read only when
-the flag is absent from the command line.
+A variable is read only when its flag is absent from the command line, and only for the command
+being run; an empty variable counts as unset. A bad value is a one-line error naming the variable,
+the value and what is allowed (``UsageError``), never a traceback and never a silent default.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor import __version__
-from monitor.settings import DEFAULT_LISTEN, env_name
+from monitor.errors import MonitorError
+from monitor.settings import DEFAULT_LISTEN, env_name, parse_listen, parse_switch
+
+
+class UsageError(MonitorError):
+    """A variable (or a combination of options) with a value the command cannot run with."""
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``--listen`` of serve and demo: HOST:PORT, an empty host meaning every interface."""
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def loopback_default_address(text: str) -> tuple[str, int]:
+    """``--listen`` of the simulator: an empty host means loopback (its control API has no auth)."""
+    try:
+        return parse_listen(text, empty_host="127.0.0.1")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def switch(text: str) -> bool:
+    try:
+        return parse_switch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 EPILOG = """\
 every option can also be set in the environment: --config is CALLBACK_MONITOR_CONFIG,
@@ -40,12 +77,38 @@ class Option:
     from_env: bool = True
     default: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)  # metavar, choices, type, action
+    env_type: Callable[[str], Any] | None = None  # for a variable whose flag takes no value (a switch)
+
+    @property
+    def dest(self) -> str:
+        return self.flags[0].lstrip("-").replace("-", "_")
+
+    @property
+    def variable(self) -> str | None:
+        return env_name(self.env or self.flags[0]) if self.from_env else None
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
-        default = self.default
-        if self.from_env:
-            default = os.environ.get(env_name(self.env or self.flags[0]), default)
+        # A flag that reads a variable has no argparse default: None says "not on the command line".
+        default = None if self.from_env else self.default
         parser.add_argument(*self.flags, default=default, help=self.help, **self.kwargs)
+
+    def from_environ(self, environ: Mapping[str, str]) -> Any:
+        """The value of this option's variable, checked like the flag's; the default when unset."""
+        assert self.variable is not None
+        raw = environ.get(self.variable, "")
+        if not raw.strip():
+            return self._convert(self.default) if isinstance(self.default, str) else self.default
+        choices = self.kwargs.get("choices")
+        if choices is not None and raw not in choices:
+            raise UsageError(f"{self.variable}: {raw!r} is not one of {', '.join(choices)}")
+        try:
+            return self._convert(raw)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise UsageError(f"{self.variable}: {exc}") from None
+
+    def _convert(self, raw: str) -> Any:
+        convert = self.env_type or self.kwargs.get("type")
+        return convert(raw) if convert is not None else raw
 
 
 CONFIG = Option(
@@ -85,19 +148,19 @@ SERVE = (
         ("--listen",),
         f"where the HTTP endpoints listen (default: {DEFAULT_LISTEN})",
         default=DEFAULT_LISTEN,
-        kwargs={"metavar": "HOST:PORT"},
+        kwargs={"metavar": "HOST:PORT", "type": listen_address},
     ),
     Option(
         ("--shard-index",),
         "this replica's shard, 0..N-1 (default: 0)",
         default=0,
-        kwargs={"type": int, "metavar": "I"},
+        kwargs={"type": whole_number, "metavar": "I"},
     ),
     Option(
         ("--shard-count",),
         "how many replicas share the apps (default: 1, no sharding)",
         default=1,
-        kwargs={"type": int, "metavar": "N"},
+        kwargs={"type": whole_number, "metavar": "N"},
     ),
     Option(
         ("--external-url",),
@@ -108,9 +171,9 @@ SERVE = (
         ("--read-only",),
         "never write to Tencent, whatever the config says: self-heal (remediate: true) is switched "
         "off (env CALLBACK_MONITOR_READ_ONLY=1, true or yes)",
-        from_env=False,  # a switch with words of its own: see cli.oneshot.read_only_env
         default=False,
-        kwargs={"action": "store_true"},
+        kwargs={"action": "store_const", "const": True},
+        env_type=switch,
     ),
     CA_BUNDLE,
     *LOGGING,
@@ -160,14 +223,14 @@ DEMO = (
         ("--listen",),
         "where the daemon's pages listen (default: 127.0.0.1:9765)",
         default="127.0.0.1:9765",
-        kwargs={"metavar": "HOST:PORT"},
+        kwargs={"metavar": "HOST:PORT", "type": listen_address},
     ),
     Option(
         ("--simulator-listen",),
         "where the simulator listens (default: a free port on 127.0.0.1)",
         from_env=False,
-        default="127.0.0.1:0",
-        kwargs={"metavar": "HOST:PORT"},
+        default=("127.0.0.1", 0),
+        kwargs={"metavar": "HOST:PORT", "type": loopback_default_address},
     ),
     Option(
         ("--interval",),
@@ -183,7 +246,7 @@ SIMULATE = (
         "where to listen (default: 127.0.0.1:8080)",
         env="--simulator-listen",
         default="127.0.0.1:8080",
-        kwargs={"metavar": "HOST:PORT"},
+        kwargs={"metavar": "HOST:PORT", "type": loopback_default_address},
     ),
     Option(
         ("--state",),
@@ -290,3 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
         for option in command.options:
             option.add_to(p)
     return parser
+
+
+def from_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Fill in, from ``environ``, the options of ``args.command`` that the command line left out.
+
+    Raises UsageError for a variable whose value its flag would refuse.
+    """
+    command = next(c for c in COMMANDS if c.name == args.command)
+    for option in command.options:
+        if option.variable is not None and getattr(args, option.dest) is None:
+            setattr(args, option.dest, option.from_environ(environ))
+
+
+def read_only_requested(environ: Mapping[str, str]) -> bool:
+    """CALLBACK_MONITOR_READ_ONLY, for apply (which has no flag for it); UsageError for an unknown word."""
+    option = next(o for o in SERVE if o.dest == "read_only")
+    return bool(option.from_environ(environ))

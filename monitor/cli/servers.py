@@ -8,9 +8,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from monitor.cli.changes import read_only_env
 from monitor.cli.oneshot import ca_bundle_of, fail
-from monitor.settings import Shard, parse_listen
+from monitor.settings import Shard
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -20,29 +19,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.config:
         return fail("no config file given: use --config FILE or CALLBACK_MONITOR_CONFIG")
     try:
-        settings = ServeSettings(
-            config=Path(args.config),
-            listen=parse_listen(args.listen),
-            shard=Shard(args.shard_index, args.shard_count),
-            external_url=args.external_url,
-            ca_bundle=ca_bundle_of(args),
-            read_only=args.read_only or read_only_env(),
-        )
-    except ValueError as exc:
-        return fail(str(exc))
+        shard = Shard(args.shard_index, args.shard_count)
+    except ValueError as exc:  # each number was checked alone; this is the pair
+        return fail(f"--shard-index / --shard-count (or CALLBACK_MONITOR_SHARD_INDEX / _COUNT): {exc}")
+    settings = ServeSettings(
+        config=Path(args.config),
+        listen=args.listen,
+        shard=shard,
+        external_url=args.external_url,
+        ca_bundle=ca_bundle_of(args),
+        read_only=args.read_only,
+    )
     return asyncio.run(run(settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
-    try:
-        listen = parse_listen(args.listen)
-        sim_listen = parse_listen(args.simulator_listen)
-    except ValueError as exc:
-        return fail(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(listen, sim_listen, args.interval))
+        return asyncio.run(run_demo(args.listen, args.simulator_listen, args.interval))
     return 0
 
 
@@ -52,10 +47,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"simulator listening on {url}", file=sys.stderr, flush=True)
 
-    try:
-        host, port = parse_listen(args.listen, empty_host="127.0.0.1")
-    except ValueError as exc:
-        return fail(str(exc))
+    host, port = args.listen
     state = Path(args.state) if args.state else None
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(host, port, state, on_ready=ready))
