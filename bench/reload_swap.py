@@ -37,6 +37,7 @@ async def measure(apps: int, swaps: int) -> list[str]:
         async with http_session() as session, serve(workdir, config, session) as daemon:
             child = daemon.child
             out.append(f"start (1 app): RSS {child.memory_kib()['VmRSS'] / 1024:.0f} MiB")
+            print(out[-1], flush=True)
             sizes = [apps, 1] * swaps
             for i, n in enumerate(sizes, 1):
                 mark = len(child.lines)

@@ -30,6 +30,7 @@ from monitor.state import AppIdentity, AppState, reidentify, transition
 from monitor.store import Store
 from monitor.tencent.client import RoomConfigClient
 from monitor.web import AccessLogger, make_app
+from monitor.web.listener import KEEPALIVE_TIMEOUT, AcceptErrors, ConnectionGuard, connection_cap, listen
 
 log = structlog.get_logger("monitor.daemon")
 
@@ -102,6 +103,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._config_signature = file_signature(settings.config)
+        self.connections: ConnectionGuard | None = None  # the HTTP server's, once it listens
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -226,21 +228,28 @@ class Daemon:
                 loop.add_signal_handler(sig, handler)
                 stack.callback(loop.remove_signal_handler, sig)
             runner = web.AppRunner(
-                make_app(self.store, self.metrics), access_log_class=AccessLogger, handle_signals=False
+                make_app(self.store, self.metrics),
+                access_log_class=AccessLogger,
+                handle_signals=False,
+                keepalive_timeout=KEEPALIVE_TIMEOUT,
             )
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
+            previous = loop.get_exception_handler()
+            loop.set_exception_handler(AcceptErrors(self.metrics.count_accept_error, fallback=previous))
+            stack.callback(loop.set_exception_handler, previous)
             host, port = self.settings.listen
-            # A burst of connections (a scraper flood) must not overflow the accept queue: the kernel
-            # would drop the kubelet's probe SYN too, and its retry comes only a second later.
-            site = web.TCPSite(runner, host, port, backlog=1024)
+            assert runner.server is not None
             try:
-                await site.start()
+                server, self.connections = await listen(
+                    runner.server, host, port, max_connections=connection_cap()
+                )
             except OSError as exc:  # address in use, not an address of this host, no permission
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 log.error("listen_failed", host=host, port=port, error=reason)
                 print(f"callback-monitor: error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
                 return EXIT_CANNOT_START
+            stack.callback(server.close)  # stop accepting first; runner.cleanup then closes connections
             assert self.store.config is not None
             await self.sinks.start(self.store.config.alerting)
             stack.push_async_callback(self.sinks.stop, ALERT_FLUSH)
@@ -255,7 +264,7 @@ class Daemon:
             log.info(
                 "started",
                 version=__version__,
-                url=_site_url(runner, host),
+                url=_site_url(server, host),
                 apps=len(self.store.states),
                 shard=f"{self.settings.shard.index}/{self.settings.shard.count}",
                 config=str(self.settings.config),
@@ -272,9 +281,9 @@ class Daemon:
         await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def _site_url(runner: web.AppRunner, host: str) -> str:
-    addresses = runner.addresses
-    port = addresses[0][1] if addresses else 0
+def _site_url(server: asyncio.Server, host: str) -> str:
+    sockets = server.sockets
+    port = sockets[0].getsockname()[1] if sockets else 0
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - shown, not bound
     if ":" in shown:
         shown = f"[{shown}]"

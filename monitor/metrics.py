@@ -399,6 +399,12 @@ class Metrics:
             ["sink"],
             registry=self.registry,
         )
+        self.accept_errors = Counter(
+            PREFIX + "accept_errors",
+            "Connections the HTTP server could not accept because the process or the system ran out "
+            "of file descriptors or memory (logged at most once a minute).",
+            registry=self.registry,
+        )
         self._instruments += [
             self.api_requests,
             self.api_duration,
@@ -408,6 +414,7 @@ class Metrics:
             self.alert_send_failures,
             self.alerts_dropped,
             self.alert_queue_length,
+            self.accept_errors,
         ]
         self.registry.register(_StoreCollector(store))
 
@@ -427,6 +434,9 @@ class Metrics:
     def count_remediation(self, app: str, sdkappid: int, outcome: str) -> None:
         """Count one self-heal outcome: applied, failed or gave_up."""
         self.remediations.labels(app, str(sdkappid), outcome).inc()
+
+    def count_accept_error(self) -> None:
+        self.accept_errors.inc()
 
     def observe_request(self, action: str, code: str, seconds: float) -> None:
         """Count one API request and its duration; the client calls this for every attempt."""

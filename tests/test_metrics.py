@@ -314,6 +314,7 @@ DESIGN = {
     "callback_monitor_alert_send_failures": "counter",
     "callback_monitor_alerts_dropped": "counter",
     "callback_monitor_alert_queue_length": "gauge",
+    "callback_monitor_accept_errors": "counter",
 }
 
 
