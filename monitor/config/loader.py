@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from monitor.config.document import Checker
+from monitor.config.document import read_document
 from monitor.config.model import Config
+from monitor.config.problems import Load, Problems
 from monitor.config.yamltree import read_yaml
 from monitor.errors import ConfigError, Problem
 
@@ -88,10 +89,9 @@ def _load(data: bytes, source: str, base_dir: Path, environ: Mapping[str, str] |
         message = f"is not UTF-8 text (invalid byte at offset {exc.start})"
         raise ConfigError(source, [Problem("", message, line)]) from None
     root, problems = read_yaml(text, source)
-    checker = Checker(base_dir.absolute(), os.environ if environ is None else environ)
-    checker.problems.extend(problems)
-    config = checker.check(root, source, digest)
-    errors = [p for p in checker.problems if not p.warning]
+    load = Load(base_dir.absolute(), os.environ if environ is None else environ, Problems(problems))
+    config, found = read_document(load, root, source, digest)
+    errors = [p for p in found if not p.warning]
     if errors or config is None:
-        raise ConfigError(source, errors, [p for p in checker.problems if p.warning])
+        raise ConfigError(source, errors, [p for p in found if p.warning])
     return config
