@@ -10,6 +10,7 @@ from typing import Literal, NamedTuple
 from monitor.config.model import SecretRef
 from monitor.config.problems import BAD, Bad, Load
 from monitor.config.shapes import CONTROL, string
+from monitor.config.yamltree import printable
 
 MAX_SECRET_BYTES = 64 * 1024
 PLACEHOLDERS = ("sdkappid", "name")
@@ -118,6 +119,7 @@ def secret_file_problem(load: Load, path: str) -> str | None:
     if path in load.secret_files:
         return load.secret_files[path]
     problem: str | None = None
+    shown = printable(path, 200)
     try:
         # O_NONBLOCK: a FIFO put where the key should be must not hang the load.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -126,14 +128,14 @@ def secret_file_problem(load: Load, path: str) -> str | None:
         finally:
             os.close(fd)
         if len(data) > MAX_SECRET_BYTES:
-            problem = f"secret file {path} is larger than 64 KiB, which no secret key is"
+            problem = f"secret file {shown} is larger than 64 KiB, which no secret key is"
         elif not data.strip():
-            problem = f"secret file {path} is empty"
+            problem = f"secret file {shown} is empty"
         else:
             data.decode("utf-8")
     except UnicodeDecodeError:
-        problem = f"secret file {path} is not UTF-8 text"
+        problem = f"secret file {shown} is not UTF-8 text"
     except OSError as exc:
-        problem = f"cannot read secret file {path}: {exc.strerror or type(exc).__name__}"
+        problem = f"cannot read secret file {shown}: {exc.strerror or type(exc).__name__}"
     load.secret_files[path] = problem
     return problem

@@ -322,6 +322,14 @@ def printable(text: str, limit: int = 60) -> str:
     return "".join(pieces) + "..."
 
 
+def escaped(text: str) -> str:
+    """``text`` with every unprintable character (a control character, a bidi override) escaped as
+    ``repr`` does (``\\x1b``), and nothing else changed: a message quotes values from the file this way."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _unreadable_character(exc: yaml.reader.ReaderError, text: str) -> Problem:
     """A character YAML refuses (a control character, often a NUL) as one problem with its line.
 
