@@ -12,7 +12,7 @@ from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.secrets import SecretSpec
 from monitor.config.shapes import boolean, describe, either, keys, mapping, opt, positive_int, required, word
 from monitor.config.values import REGION_LOCATIONS, Callback, Location
-from monitor.config.yamltree import Map, Seq, clip
+from monitor.config.yamltree import UNREADABLE, Map, Seq, clip
 from monitor.redact import redact_url
 from monitor.tencent.regions import DEFAULT_REGION
 
@@ -101,6 +101,8 @@ def read_apps(load: Load, root: Map, defaults: Layer) -> tuple[AppConfig, ...] |
         load.problems.error("apps", "is required: list the apps to watch", root.line)
         return None
     apps, line = root["apps"], root.key_lines["apps"]
+    if apps is UNREADABLE:
+        return None  # already reported where it was read
     if not isinstance(apps, Seq):
         load.problems.error("apps", f"must be a list of apps, got {describe(apps)}", line)
         return None

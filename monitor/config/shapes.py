@@ -91,7 +91,8 @@ def required(load: Load, m: Map, place: str, key: str, reader: Reader[_T]) -> Sl
 def mapping(load: Load, value: object, path: str, line: int | None) -> Map | None:
     if isinstance(value, Map):
         return value
-    load.problems.error(path, f"must be a mapping, got {describe(value)}", line)
+    if value is not UNREADABLE:  # else already reported where it was read
+        load.problems.error(path, f"must be a mapping, got {describe(value)}", line)
     return None
 
 

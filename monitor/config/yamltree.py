@@ -243,7 +243,10 @@ class _TreeBuilder:
         message = f"cannot be read as a YAML {tag.removeprefix(_TAG)}"
         try:
             result = SafeConstructor.yaml_constructors[tag](self.constructor, ScalarNode(tag, value))
-        except (yaml.YAMLError, ValueError, OverflowError, TypeError):
+        # PyYAML's constructors trust that the resolver chose the tag: given one explicitly, a text they
+        # cannot read fails inside them (``!!int ''`` indexes an empty string, ``!!bool maybe`` looks up
+        # a missing word, ``!!timestamp x`` uses a failed match), so those errors mean "unreadable" too.
+        except (yaml.YAMLError, ValueError, ArithmeticError, TypeError, LookupError, AttributeError):
             result = UNREADABLE
         # Python refuses to print an integer of more than 4300 digits; no setting needs one anyway.
         if isinstance(result, int) and result.bit_length() > 128:
