@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from monitor.config import secrets, values
 from monitor.config.model import NO_LABELS, Alerting, AlertmanagerSink, WebhookSink
 from monitor.config.problems import BAD, At, Bad, Load
-from monitor.config.shapes import either, keys, mapping, opt, positive_int, required
+from monitor.config.shapes import either, keys, mapping, opt, required
 from monitor.config.yamltree import Map, clip
 from monitor.redact import redact_url
 from monitor.tencent.regions import is_loopback_host
@@ -34,7 +34,7 @@ def read_alerting(load: Load, root: Map) -> Alerting | None:
     external = opt(load, m, "alerting", "external_url", external_url)
     alertmanager_at = opt(load, m, "alerting", "alertmanager", alertmanager)
     webhook_at = opt(load, m, "alerting", "webhook", webhook)
-    queue_size = opt(load, m, "alerting", "queue_size", positive_int)
+    queue_size = opt(load, m, "alerting", "queue_size", values.queue_size)
     if external is BAD or alertmanager_at is BAD or webhook_at is BAD or queue_size is BAD:
         return None
     return Alerting(

@@ -10,7 +10,7 @@ from monitor.config import secrets, values
 from monitor.config.model import NO_LABELS, AppConfig, Policy, SecretRef, UnexpectedCommands, host_allowed
 from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.secrets import SecretSpec
-from monitor.config.shapes import boolean, describe, either, keys, mapping, opt, positive_int, required, word
+from monitor.config.shapes import boolean, describe, either, keys, mapping, opt, required, word
 from monitor.config.values import REGION_LOCATIONS, Callback, Location
 from monitor.config.yamltree import UNREADABLE, Map, Seq, clip
 from monitor.redact import redact_url
@@ -164,10 +164,10 @@ def read_layer(load: Load, m: Map, place: str) -> Layer:
             layer.unexpected_commands = opt(load, policy, path, "unexpected_commands", values.unexpected)
     layer.ignore = opt(load, m, place, "ignore", values.ignore)
     layer.callback = opt(load, m, place, "callback", values.callback)
-    layer.error_threshold = opt(load, m, place, "error_threshold", positive_int)
+    layer.error_threshold = opt(load, m, place, "error_threshold", values.consecutive)
     layer.remediate = opt(load, m, place, "remediate", boolean)
-    layer.remediate_after = opt(load, m, place, "remediate_after", positive_int)
-    layer.remediate_max_failures = opt(load, m, place, "remediate_max_failures", positive_int)
+    layer.remediate_after = opt(load, m, place, "remediate_after", values.consecutive)
+    layer.remediate_max_failures = opt(load, m, place, "remediate_max_failures", values.consecutive)
     return layer
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from monitor.config import values
 from monitor.config.alerting import read_alerting
 from monitor.config.apps import read_apps, read_defaults
 from monitor.config.model import Alerting, AppConfig, Config, Limits
 from monitor.config.problems import BAD, Load
-from monitor.config.shapes import describe, keys, mapping, opt, positive_int
-from monitor.config.values import rate
+from monitor.config.shapes import describe, keys, mapping, opt
 from monitor.config.yamltree import UNREADABLE, Map, Seq
 from monitor.errors import Problem
 
@@ -69,8 +69,8 @@ def _limits(load: Load, root: Map) -> Limits | None:
     if m is None:
         return None
     keys(load, m, "limits", LIMITS_KEYS)
-    concurrency = opt(load, m, "limits", "concurrency", positive_int)
-    requests = opt(load, m, "limits", "requests_per_second", rate)
+    concurrency = opt(load, m, "limits", "concurrency", values.concurrency)
+    requests = opt(load, m, "limits", "requests_per_second", values.rate)
     if concurrency is BAD or requests is BAD:
         return None
     return Limits(

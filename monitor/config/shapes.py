@@ -139,12 +139,22 @@ def integer(load: Load, value: object, path: str, line: int | None) -> int | Lit
     return value
 
 
-def positive_int(load: Load, value: object, path: str, line: int | None) -> int | Literal[Bad.BAD]:
-    number = integer(load, value, path, line)
-    if number is not BAD and number < 1:
-        load.problems.error(path, f"must be at least 1, got {number}", line)
-        return BAD
-    return number
+def count_up_to(high: int) -> Reader[int]:
+    """A reader of a whole number from 1 to ``high``: a count, a size or a threshold."""
+
+    def read(load: Load, value: object, path: str, line: int | None) -> int | Literal[Bad.BAD]:
+        number = integer(load, value, path, line)
+        if number is BAD:
+            return BAD
+        if number < 1:
+            load.problems.error(path, f"must be at least 1, got {number}", line)
+            return BAD
+        if number > high:
+            load.problems.error(path, f"must be at most {high}, got {number}", line)
+            return BAD
+        return number
+
+    return read
 
 
 def boolean(load: Load, value: object, path: str, line: int | None) -> bool | Literal[Bad.BAD]:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from monitor.config.model import UnexpectedCommands
 from monitor.config.problems import BAD, At, Bad, Load
 from monitor.config.shapes import (
+    count_up_to,
     describe,
     duration,
     integer,
@@ -32,10 +33,16 @@ from monitor.tencent.regions import REGIONS, endpoint_problem
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 7 * 24 * 3600.0
 MAX_TIMEOUT = 600.0
+MIN_TIMEOUT = 0.001
+MIN_RATE, MAX_RATE = 0.1, 1_000_000.0  # requests per second, process-wide
+MAX_CONCURRENCY = 10_000  # checks in flight at once
+MAX_QUEUE_SIZE = 100_000  # alerts waiting per sink
+MAX_CONSECUTIVE = 1_000  # error_threshold, remediate_after, remediate_max_failures
 VENDOR_TIMEOUT = 3.0  # the vendor's backend gives up after about this long
 VENDOR_RATE = 200.0  # requests per second per API, as documented
 
 CALLBACK_KEYS = ("url", "commands")
+PORT_ZERO = "port 0 is not a port a server listens on"
 FINDING_KINDS = tuple(kind.value for kind in Kind)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -116,6 +123,9 @@ def endpoint(load: Load, value: object, path: str, line: int | None) -> Location
         load.problems.error(path, problem, line)
         return BAD
     parts = urlsplit(url)
+    if parts.port == 0:
+        load.problems.error(path, f"{PORT_ZERO}: {clip(url, 200)!r}", line)
+        return BAD
     return Location(None, f"{parts.scheme.lower()}://{parts.netloc.lower()}", None)
 
 
@@ -131,8 +141,13 @@ def interval(load: Load, value: object, path: str, line: int | None) -> float | 
 def timeout(load: Load, value: object, path: str, line: int | None) -> float | Literal[Bad.BAD]:
     """How long one HTTP request may take."""
     seconds = duration(load, value, path, line)
-    if seconds is not BAD and not 0 < seconds <= MAX_TIMEOUT:
+    if seconds is BAD:
+        return BAD
+    if not 0 < seconds <= MAX_TIMEOUT:
         load.problems.error(path, f"must be more than 0s and at most 10m, got {seconds:g}s", line)
+        return BAD
+    if seconds < MIN_TIMEOUT:
+        load.problems.error(path, f"must be at least 1ms, got {seconds:g}s", line)
         return BAD
     return seconds
 
@@ -159,6 +174,12 @@ def rate(load: Load, value: object, path: str, line: int | None) -> float | Lite
         number = math.inf
     if not 0 < number < math.inf:
         load.problems.error(path, f"must be a positive number, got {value}", line)
+        return BAD
+    if number < MIN_RATE:
+        load.problems.error(path, f"must be at least 0.1 (a request every 10s), got {number:g}", line)
+        return BAD
+    if number > MAX_RATE:
+        load.problems.error(path, f"must be at most 1000000, got {number:g}", line)
         return BAD
     if number > VENDOR_RATE:
         message = f"{number:g} is above the vendor's documented limit of 200 requests/s per API"
@@ -235,14 +256,17 @@ def http_url(
     if url is BAD:
         return BAD
     simple = _SIMPLE_URL.match(url)  # urlsplit is slow; this agrees with it where it matches
-    if simple and (simple[3] is None or int(simple[3]) <= 65535):
+    if simple and (simple[3] is None or 0 < int(simple[3]) <= 65535):
         return url, simple[1].lower(), simple[2].lower()
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port  # raises ValueError on a bad port
     except ValueError:
         message = f"is not a valid URL (bad host or port): {clip(redact_url(url), 200)!r}"
         load.problems.error(path, message, line)
+        return BAD
+    if port == 0:
+        load.problems.error(path, f"{PORT_ZERO}: {clip(redact_url(url), 200)!r}", line)
         return BAD
     scheme, host = parts.scheme.lower(), parts.hostname
     if scheme not in ("http", "https") or not host:
@@ -292,5 +316,8 @@ def commands(load: Load, value: object, path: str, line: int | None) -> tuple[st
     return result
 
 
+concurrency = count_up_to(MAX_CONCURRENCY)
+queue_size = count_up_to(MAX_QUEUE_SIZE)
+consecutive = count_up_to(MAX_CONSECUTIVE)  # checks or writes in a row
 REGION_LOCATIONS = {r.name: Location(r.name, r.endpoint, r.backup_endpoint) for r in REGIONS.values()}
 _KNOWN_WORDS = tuple(sorted(KNOWN_COMMANDS | set(ALIASES)))
