@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor import __version__, logs
 from monitor.config import AppConfig, Config, load_config
-from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.errors import CheckError, ConfigError, MonitorError, Problem
 from monitor.report import AppResult, exit_code, export_yaml, render_text, to_json
 from monitor.settings import DEFAULT_LISTEN, Shard, env_name, parse_listen, parse_switch, tls_context
-from monitor.state import CheckError
 from monitor.tencent.model import CallbackConfig
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent

@@ -17,6 +17,8 @@
         ├── AppInvalid           reason "app_invalid"      (60006, 70016, 70020: unknown app or wrong region)
         └── BadRequest           reason "bad_request"      (60002, 60003, 100002, 100300)
 
+``CheckError`` is the record a failed check keeps of its error: what reports, pages and alerts show.
+
 Messages never contain a secret key, a UserSig or a callback URL's query values: the client builds
 them from redacted parts only, and ``TencentError`` keeps the vendor's ``ErrorCode``, ``ErrorInfo`` and
 ``RequestId`` as fields so that on-call can quote them to the vendor.
@@ -84,6 +86,8 @@ class UserSigError(MonitorError):
 
 class SecretUnavailable(MonitorError):
     """The secret key could not be read at check time; the message names the file or variable only."""
+
+    reason: ClassVar[str] = "auth"
 
 
 class TencentError(MonitorError):
@@ -186,6 +190,23 @@ class AppInvalid(TencentError):
 
 class BadRequest(TencentError):
     reason = "bad_request"
+
+
+@dataclass(frozen=True)
+class CheckError:
+    """Why a check reached no verdict: the error reason, a redacted message and the vendor's ids."""
+
+    reason: str
+    message: str
+    code: int | None = None
+    request_id: str = ""
+
+    @classmethod
+    def of(cls, exc: TencentError | SecretUnavailable) -> CheckError:
+        """The record of ``exc``: a vendor error keeps its ErrorCode and RequestId."""
+        if isinstance(exc, TencentError):
+            return cls(exc.reason, str(exc), exc.code, exc.request_id)
+        return cls(exc.reason, str(exc))
 
 
 REASONS: tuple[str, ...] = (
