@@ -509,7 +509,7 @@ async def _execute(config: Config, todo: dict[str, Plan], ca_bundle: Path | None
         async def work(app: AppConfig) -> Result:
             planned = todo[app.name]
             try:
-                target = checker.target(app)
+                target = await checker.target(app)
             except MonitorError as exc:
                 return Result(planned, Effect.FAILED, planned.action, message=f"nothing written: {exc}")
             # The person confirmed this plan: if the live config moved since, write nothing.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
 from monitor.config import AppConfig
-from monitor.errors import CheckError, SecretUnavailable
+from monitor.errors import CheckError, MonitorError
 from monitor.remediate.executor import Effect, Executor, Result
 from monitor.remediate.planner import command_changes, plan
 from monitor.remediate.policy import APPLIED, FAILED, GAVE_UP, HealSettings, HealState, Step, observe, record
@@ -32,7 +32,7 @@ class Remediator:
     def __init__(
         self,
         executor: Executor,
-        target: Callable[[AppConfig], Target],
+        target: Callable[[AppConfig], Awaitable[Target]],
         *,
         emit: Callable[[tuple[AlertEvent, ...]], None],
         count: Callable[[str, int, str], None],
@@ -66,10 +66,16 @@ class Remediator:
             return None
         started = self._clock()
         try:
-            result = await self._executor.apply(app, self._target(app), planned)
-        except SecretUnavailable as exc:  # the secret became unreadable since the check read it
+            result = await self._executor.apply(app, await self._target(app), planned)
+        except MonitorError as exc:  # the secret became unreadable since the check read it
             error = CheckError.of(exc)
             result = Result(planned, Effect.FAILED, planned.action, error=error, message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must fail one attempt, never stop the app's checks
+            error = CheckError.unexpected(exc, "inside self-heal")
+            log.error(
+                "remediation_internal_error", app=app.name, sdkappid=app.sdkappid, message=error.message
+            )
+            result = Result(planned, Effect.FAILED, planned.action, error=error, message=error.message)
         if result.effect is Effect.REFUSED:
             return None
         now = self._clock()
