@@ -24,9 +24,8 @@ from monitor.cli.oneshot import (
 )
 from monitor.cli.options import read_only_requested
 from monitor.config import AppConfig, Config
-from monitor.errors import MonitorError
+from monitor.errors import CheckError, MonitorError
 from monitor.settings import env_name
-from monitor.state import CheckError
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent
     from monitor.remediate import Plan, Result
@@ -90,7 +89,7 @@ async def _execute(config: Config, todo: dict[str, Plan], ca_bundle: Path | None
         async def work(app: AppConfig) -> Result:
             planned = todo[app.name]
             try:
-                target = checker.target(app)
+                target = await checker.target(app)
             except MonitorError as exc:
                 return Result(planned, Effect.FAILED, planned.action, message=f"nothing written: {exc}")
             # The person confirmed this plan: if the live config moved since, write nothing.

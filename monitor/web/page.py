@@ -6,8 +6,8 @@ import html
 from datetime import UTC, datetime
 
 from monitor.drift import Finding, Kind
+from monitor.output import iso
 from monitor.redact import redact_text, redact_url
-from monitor.report import iso
 from monitor.state import AppState, Status
 from monitor.tencent.model import CallbackConfig
 from monitor.web.view import View

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.output import callback_dict, error_dict, finding_dict, iso
 from monitor.redact import redact_text
-from monitor.report import callback_dict, error_dict, finding_dict, iso
 from monitor.state import AppState
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
