@@ -19,6 +19,7 @@ from monitor import __version__
 from monitor.alerts import LogSink
 from monitor.checker import Checker
 from monitor.config import AppConfig, Config, load_config
+from monitor.deadlines import ExitDeadline, Stuck, ThreadedCalls
 from monitor.errors import ConfigError, MonitorError
 from monitor.filestat import file_signature
 from monitor.metrics import Metrics
@@ -36,7 +37,13 @@ from monitor.web.listener import KEEPALIVE_TIMEOUT, AcceptErrors, ConnectionGuar
 log = structlog.get_logger("monitor.daemon")
 
 EXIT_CANNOT_START = 2  # as for an invalid config: the operator must change how it is started
+EXIT_FAILED = 1  # a background task failed, or the shutdown overran its deadline
 ALERT_FLUSH = 2.0  # seconds the alert sinks get at shutdown to deliver what they hold
+SHUTDOWN_DEADLINE = 5.0  # seconds from SIGTERM to the end of the process, whatever is stuck
+RELOAD_TIMEOUT = 60.0  # seconds a reload may take to read and parse the file before it counts as failed
+MAX_STUCK_RELOADS = 2  # reads still hanging (in threads left behind) before reloads stop being tried
+
+Loader = Callable[..., Config]
 
 
 def identity_of(app: AppConfig) -> AppIdentity:
@@ -57,8 +64,16 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        loader: Loader = load_config,
+        reload_timeout: float = RELOAD_TIMEOUT,
+        exit_deadline: ExitDeadline | None = None,
     ) -> None:
         self.settings = settings
+        self.loader = loader
+        self.reload_timeout = reload_timeout
+        self.exit_deadline = exit_deadline  # None in tests: the process is theirs
+        self._reads = ThreadedCalls("config-reload")
+        self.failed: list[str] = []  # background tasks that ended with an exception
         self.clock = clock
         self.environ = environ
         self.store = Store(config=config, started=clock(), shard=(settings.shard.index, settings.shard.count))
@@ -144,27 +159,29 @@ class Daemon:
     async def reload(self, reason: str) -> bool:
         """Load the config file again; on success apply it, on failure keep the last good one.
 
-        The file is parsed in a worker thread: a large file takes a second or more, and the event
-        loop must keep answering probes and running checks meanwhile.
+        The file is read and parsed in a thread of its own: a large file takes a second or more, and
+        the event loop must keep answering probes and running checks meanwhile. A read that has not
+        finished after ``reload_timeout`` seconds (a FIFO at the path) is a failed reload; its thread
+        is left behind and never holds up the exit. Whatever goes wrong, the last good config runs on.
         """
         now = self.clock()
         self.store.reload.last_attempt = now
+        path = self.settings.config
         try:
-            config = await asyncio.to_thread(load_config, self.settings.config, environ=self.environ)
-        except ConfigError as exc:
-            self.store.reload.successful = False
-            self.store.reload.last_error = str(exc)
-            log.error(
-                "config_reload_failed",
-                reason=reason,
-                file=str(self.settings.config),
-                problems=[str(p) for p in exc.problems],
-                warnings=[str(w) for w in exc.warnings],
-                keeping="the last good config",
+            if self._reads.stuck >= MAX_STUCK_RELOADS:
+                raise Stuck(f"{self._reads.stuck} earlier reads of the file never finished")
+            config = await self._reads.run(
+                lambda: self.loader(path, environ=self.environ), self.reload_timeout
             )
-            return False
+        except ConfigError as exc:
+            return self._rejected(reason, str(exc), problems=[str(p) for p in exc.problems])
+        except Stuck as exc:
+            return self._rejected(reason, f"{path}: cannot be read: {exc}")
+        except Exception as exc:  # a loader bug must not end the daemon: it is a rejected reload
+            log.error("config_loader_failed", file=str(path), error=type(exc).__name__, exc_info=exc)
+            return self._rejected(reason, f"{path}: the config loader failed ({type(exc).__name__})")
         for warning in config.warnings:
-            log.warning("config_warning", file=str(self.settings.config), problem=str(warning))
+            log.warning("config_warning", file=str(path), problem=str(warning))
         added, removed, rescheduled = self._apply(config)
         self.sinks.apply(config.alerting)
         self.store.reload.successful = True
@@ -180,6 +197,19 @@ class Daemon:
         )
         return True
 
+    def _rejected(self, reason: str, error: str, problems: list[str] | None = None) -> bool:
+        self.store.reload.successful = False
+        self.store.reload.last_error = error
+        log.error(
+            "config_reload_failed",
+            reason=reason,
+            file=str(self.settings.config),
+            error=error if problems is None else None,
+            problems=problems or [],
+            keeping="the last good config",
+        )
+        return False
+
     async def _watch(self) -> None:
         """Reload when the file changes (also through a symlink swap) or on SIGHUP."""
         while True:
@@ -194,16 +224,30 @@ class Daemon:
                 self._config_signature = signature
                 await self.reload("file changed")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run ``coro`` for the daemon's lifetime: if it fails, the daemon stops with status 1."""
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background_task_failed", task=task.get_name(), exc_info=task.exception())
-            self._stop.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.failed.append(task.get_name())
+            log.error(
+                "background_task_failed",
+                task=task.get_name(),
+                error=type(exc).__name__,
+                exit_status=EXIT_FAILED,
+                exc_info=exc,
+            )
+            self.stop()
+
+    def stop(self) -> None:
+        """What SIGTERM and SIGINT do: stop in reverse order; the exit deadline starts counting."""
+        if self.exit_deadline is not None:
+            self.exit_deadline.arm()
+        self._stop.set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -213,8 +257,8 @@ class Daemon:
             stack.push_async_callback(self.session.close)
             loop = asyncio.get_running_loop()
             for sig, handler in (
-                (signal.SIGTERM, self._stop.set),
-                (signal.SIGINT, self._stop.set),
+                (signal.SIGTERM, self.stop),
+                (signal.SIGINT, self.stop),
                 (signal.SIGHUP, self._reload.set),
             ):
                 loop.add_signal_handler(sig, handler)
@@ -224,6 +268,7 @@ class Daemon:
                 access_log_class=AccessLogger,
                 handle_signals=False,
                 keepalive_timeout=KEEPALIVE_TIMEOUT,
+                shutdown_timeout=1.0,  # pages in progress at shutdown: the exit deadline is 5 s in all
             )
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -252,7 +297,7 @@ class Daemon:
             self.store.ready = True
             stack.callback(setattr, self.store, "ready", False)
             stack.push_async_callback(self._cancel_background)
-            self._spawn(self._watch(), "config-watch")
+            self.spawn(self._watch(), "config-watch")
             log.info(
                 "started",
                 version=__version__,
@@ -264,6 +309,9 @@ class Daemon:
             )
             await self._stop.wait()
             log.info("stopping", grace=self.settings.grace, running_checks=self.scheduler.running_checks)
+        if self.failed:
+            log.error("stopped", failed_tasks=self.failed, exit_status=EXIT_FAILED)
+            return EXIT_FAILED
         log.info("stopped")
         return 0
 
@@ -283,7 +331,8 @@ def _site_url(server: asyncio.Server, host: str) -> str:
 
 
 async def run(settings: ServeSettings, *, environ: Mapping[str, str] | None = None) -> int:
-    """The ``serve`` command: 2 when the config is invalid at start, 0 after a clean stop."""
+    """The ``serve`` command: 2 when the config is invalid at start, 0 after a clean stop, 1 after a
+    background task failed or the stop overran SHUTDOWN_DEADLINE."""
     try:
         config = load_config(settings.config, environ=environ)
     except ConfigError as exc:
@@ -298,7 +347,7 @@ async def run(settings: ServeSettings, *, environ: Mapping[str, str] | None = No
     for warning in config.warnings:
         log.warning("config_warning", file=str(settings.config), problem=str(warning))
     try:
-        daemon = Daemon(settings, config, environ=environ)
+        daemon = Daemon(settings, config, environ=environ, exit_deadline=ExitDeadline(SHUTDOWN_DEADLINE))
     except MonitorError as exc:
         log.error("ca_bundle_unusable", error=str(exc))
         print(f"callback-monitor: error: {exc}", file=sys.stderr)
