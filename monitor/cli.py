@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor import __version__, logs
 from monitor.config import AppConfig, Config, load_config
 from monitor.errors import CheckError, ConfigError, MonitorError, Problem
+from monitor.output import printable, text_lines
 from monitor.report import AppResult, exit_code, export_yaml, render_text, to_json
 from monitor.settings import DEFAULT_LISTEN, Shard, env_name, parse_listen, parse_switch, tls_context
 from monitor.tencent.model import CallbackConfig
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"callback-monitor: error: {message}", file=sys.stderr)
+    print(f"callback-monitor: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -487,7 +488,7 @@ def _print_plans(planned: Planned) -> tuple[int, int, int]:
         "",
         f"{len(planned)} apps: {changes} to change, {nothing} nothing to do, {bad} not checked or not fixed",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(text_lines(lines))
     return changes, nothing, bad
 
 
@@ -564,7 +565,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             fine += 1
             lines.append(f"{head}in sync, nothing to do")
     lines.append(f"{fine} of {len(planned)} apps in sync")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(text_lines(lines))
     return 0 if fine == len(planned) else EXIT_USAGE
 
 
