@@ -356,20 +356,29 @@ async def test_each_drift_kind_is_fixed_with_one_call_and_read_back(
     assert result.check.verdict.in_sync
 
 
-async def test_a_config_created_since_the_plan_is_updated_instead(lab: Lab) -> None:
+async def test_a_config_created_since_the_plan_is_not_overwritten(lab: Lab) -> None:
+    """set_callback meets a config another writer created (100300): no update_callback in its place."""
     lab.sim.add_app(SDKAPPID, KEY, callback=None)
     app = lab.app()
     stale = await lab.plan(app)
     assert stale.action is Action.SET
-    lab.sim.set_callback(SDKAPPID, CallbackConfig(OTHER, (ENTER,)))  # someone else, meanwhile
+    theirs = CallbackConfig(OTHER, (ENTER,))
+    lab.sim.set_callback(SDKAPPID, theirs)  # someone else, meanwhile
     lab.sim.reset_counts()
     result = await Executor(lab.client, read_only=False).apply(app, lab.target, stale)
-    assert (result.effect, result.action) == (Effect.APPLIED, Action.UPDATE)
-    assert lab.writes() == {"set_callback": 1, "update_callback": 1}
-    assert lab.sim.callback(SDKAPPID) == DESIRED
+    assert (result.effect, result.action, result.ok) == (Effect.CONTESTED, Action.NONE, False)
+    assert result.message == (
+        "nothing written: the live config changed since the plan was made "
+        "(another writer created it: ErrorCode 100300); plan again"
+    )
+    assert result.error is not None
+    assert (result.error.reason, result.error.code) == ("bad_request", 100300)
+    assert lab.writes() == {"set_callback": 1}
+    assert lab.sim.callback(SDKAPPID) == theirs
 
 
-async def test_a_config_deleted_since_the_plan_is_set_instead(lab: Lab) -> None:
+async def test_a_config_deleted_since_the_plan_is_not_set_again(lab: Lab) -> None:
+    """update_callback meets a config another writer deleted (100301): no set_callback in its place."""
     lab.sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
     app = lab.app()
     stale = await lab.plan(app)
@@ -377,9 +386,10 @@ async def test_a_config_deleted_since_the_plan_is_set_instead(lab: Lab) -> None:
     lab.sim.set_callback(SDKAPPID, None)
     lab.sim.reset_counts()
     result = await Executor(lab.client, read_only=False).apply(app, lab.target, stale)
-    assert (result.effect, result.action) == (Effect.APPLIED, Action.SET)
-    assert lab.writes() == {"update_callback": 1, "set_callback": 1}
-    assert lab.sim.callback(SDKAPPID) == DESIRED
+    assert (result.effect, result.action) == (Effect.CONTESTED, Action.NONE)
+    assert "(another writer deleted it: ErrorCode 100301); plan again" in result.message
+    assert lab.writes() == {"update_callback": 1}
+    assert lab.sim.callback(SDKAPPID) is None
 
 
 async def test_a_plan_confirmed_by_a_person_is_not_applied_to_a_config_changed_since(lab: Lab) -> None:
