@@ -26,6 +26,7 @@ from monitor.remediate import (
     HealState,
     Plan,
     Step,
+    WriteBudget,
     command_changes,
     observe,
     plan,
@@ -269,6 +270,73 @@ def test_being_in_sync_again_ends_the_episode_and_giving_up() -> None:
     state, seen = steps(state, NOTHING, UPDATE, UPDATE, now=3000.0)
     assert seen == [Step.NOTHING, Step.WAITING, Step.ATTEMPT]
     assert (state.gave_up, state.failures, state.attempts) == (False, 0, 3)
+
+
+def test_a_write_undone_three_times_within_the_window_makes_the_app_contested() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=3, revert_window=100.0)
+    state, now, seen = HealState(), 0.0, []
+    for _ in range(4):
+        state, step = observe(state, UPDATE, quick, now)
+        seen.append(step)
+        if step is Step.ATTEMPT:
+            state, names = record(state, True, quick, now + 0.5)
+            assert names == ("remediation_applied",)
+        now += 10.0
+    assert seen == [Step.ATTEMPT, Step.ATTEMPT, Step.ATTEMPT, Step.CONTESTED]
+    assert state.reverts == (10.0, 20.0, 30.0)
+    state, step = observe(state, UPDATE, quick, now)
+    assert step is Step.HANDS_OFF
+
+
+def test_reverts_older_than_the_window_are_forgotten() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=2, revert_window=100.0)
+    state = HealState(written=True, reverts=(0.0,))
+    state, step = observe(state, UPDATE, quick, 100.0)
+    assert (step, state.reverts, state.contested) == (Step.ATTEMPT, (100.0,), False)
+    state = HealState(written=True, reverts=(1.0,))
+    state, step = observe(state, UPDATE, quick, 100.0)
+    assert (step, state.reverts, state.contested) == (Step.CONTESTED, (1.0, 100.0), True)
+
+
+def test_a_contested_app_stays_hands_off_until_in_sync_for_a_whole_window() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=1, revert_window=100.0)
+    state = HealState(contested=True, reverts=(0.0,))
+    state, seen = steps_with(
+        quick, state, (NOTHING, 10.0), (NOTHING, 109.0), (NOTHING, 110.0), (UPDATE, 111.0)
+    )
+    assert seen == [Step.HANDS_OFF, Step.HANDS_OFF, Step.NOTHING, Step.ATTEMPT]
+    assert (state.contested, state.reverts) == (False, ())
+
+
+def test_a_raced_write_counts_as_a_revert_not_as_a_failure() -> None:
+    quick = HealSettings(
+        enabled=True, after=1, interval=1.0, max_failures=1, max_reverts=2, revert_window=100.0
+    )
+    state, names = record(HealState(), False, quick, 5.0, contested=True)
+    assert names == ("remediation_failed",)
+    assert (state.failures, state.gave_up, state.reverts, state.not_before) == (0, False, (5.0,), 6.0)
+    state, names = record(state, False, quick, 7.0, contested=True)
+    assert names == ("remediation_failed", "remediation_contested")
+    assert state.contested
+
+
+def test_the_write_budget_allows_per_hour_writes_in_any_hour() -> None:
+    budget = WriteBudget(2)
+    for now in (0.0, 10.0):
+        assert budget.allows(now)
+        budget.spend(now)
+    assert not budget.allows(3599.0)
+    assert budget.allows(3600.0)
+
+
+def steps_with(
+    settings: HealSettings, state: HealState, *seen: tuple[Plan | None, float]
+) -> tuple[HealState, list[Step]]:
+    out = []
+    for p, now in seen:
+        state, step = observe(state, p, settings, now)
+        out.append(step)
+    return state, out
 
 
 # ---- the executor against the simulator -----------------------------------------------------------
