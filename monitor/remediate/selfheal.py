@@ -151,21 +151,7 @@ class Remediator:
             f"raced within {settings.revert_window:g}s; self-heal stops for this app until its desired "
             f"state changes or it stays in sync for {settings.revert_window:g}s"
         )
-        return AlertEvent(
-            event=CONTESTED,
-            severity=SEVERITY[CONTESTED],
-            app=app.name,
-            sdkappid=app.sdkappid,
-            kind="remediation",
-            desired=app.callback.url if app.callback is not None else None,
-            observed=None,
-            missing=(),
-            unexpected=(),
-            labels=app.labels,
-            fingerprint=fingerprint(app.name, "remediation"),
-            timestamp=now,
-            error=CheckError(CONTESTED_REASON, message),
-        )
+        return _event(app, CONTESTED, now, error=CheckError(CONTESTED_REASON, message))
 
     @staticmethod
     def _event(app: AppConfig, name: str, result: Result, now: float) -> AlertEvent:
@@ -174,19 +160,41 @@ class Remediator:
         error = result.error
         if name != APPLIED and error is None:
             error = CheckError(READ_BACK_DIFFERS, result.message)
-        return AlertEvent(
-            event=name,
-            severity=SEVERITY[name],
-            app=app.name,
-            sdkappid=app.sdkappid,
-            kind="remediation",
-            desired=app.callback.url if app.callback is not None else None,
+        return _event(
+            app,
+            name,
+            now,
             observed=before.url if before is not None else None,
-            missing=added,
-            unexpected=removed,
-            labels=app.labels,
-            fingerprint=fingerprint(app.name, "remediation"),
-            timestamp=now,
+            changes=(added, removed),
             error=error if name != APPLIED else None,
             action=result.action.value,
         )
+
+
+def _event(
+    app: AppConfig,
+    name: str,
+    now: float,
+    *,
+    observed: str | None = None,
+    changes: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    error: CheckError | None = None,
+    action: str | None = None,
+) -> AlertEvent:
+    """A remediation_* alert event: ``changes`` are the commands the write adds and removes."""
+    return AlertEvent(
+        event=name,
+        severity=SEVERITY[name],
+        app=app.name,
+        sdkappid=app.sdkappid,
+        kind="remediation",
+        desired=app.callback.url if app.callback is not None else None,
+        observed=observed,
+        missing=changes[0],
+        unexpected=changes[1],
+        labels=app.labels,
+        fingerprint=fingerprint(app.name, "remediation"),
+        timestamp=now,
+        error=error,
+        action=action,
+    )
