@@ -368,7 +368,8 @@ class Metrics:
             "Self-heal outcomes. applied and failed count writes (failed: the write or the read-back "
             "failed, or the read-back still differs); gave_up counts the times self-heal stopped after "
             "remediate_max_failures failures in a row (it resumes once the app is in sync again or its "
-            "desired state changes).",
+            "desired state changes); contested counts the times it stood back from another writer "
+            "(remediate_max_reverts reverts within remediate_revert_window).",
             ["app", "sdkappid", "outcome"],
             registry=self.registry,
         )
@@ -433,7 +434,7 @@ class Metrics:
         self.alert_queue_length.labels(sink).set(length)
 
     def count_remediation(self, app: str, sdkappid: int, outcome: str) -> None:
-        """Count one self-heal outcome: applied, failed or gave_up."""
+        """Count one self-heal outcome: applied, failed, gave_up or contested."""
         self.remediations.labels(app, str(sdkappid), outcome).inc()
 
     def count_accept_error(self) -> None:

@@ -80,12 +80,17 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
+    remediate_max_reverts: int = (
+        3  # self-heal writes undone by another writer, within the window, before it stops
+    )
+    remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
 
 
 @dataclass(frozen=True)
 class Limits:
     concurrency: int = 32
     requests_per_second: float = 200.0
+    remediation_writes_per_hour: int = 120  # self-heal writes across all apps
 
 
 NO_LABELS: Mapping[str, str] = MappingProxyType({})

@@ -37,7 +37,8 @@ MIN_TIMEOUT = 0.001
 MIN_RATE, MAX_RATE = 0.1, 1_000_000.0  # requests per second, process-wide
 MAX_CONCURRENCY = 10_000  # checks in flight at once
 MAX_QUEUE_SIZE = 100_000  # alerts waiting per sink
-MAX_CONSECUTIVE = 1_000  # error_threshold, remediate_after, remediate_max_failures
+MAX_CONSECUTIVE = 1_000  # error_threshold, remediate_after, remediate_max_failures, remediate_max_reverts
+MAX_WRITES_PER_HOUR = 100_000  # self-heal writes, process-wide
 VENDOR_TIMEOUT = 3.0  # the vendor's backend gives up after about this long
 VENDOR_RATE = 200.0  # requests per second per API, as documented
 
@@ -319,5 +320,6 @@ def commands(load: Load, value: object, path: str, line: int | None) -> tuple[st
 concurrency = count_up_to(MAX_CONCURRENCY)
 queue_size = count_up_to(MAX_QUEUE_SIZE)
 consecutive = count_up_to(MAX_CONSECUTIVE)  # checks or writes in a row
+writes_per_hour = count_up_to(MAX_WRITES_PER_HOUR)
 REGION_LOCATIONS = {r.name: Location(r.name, r.endpoint, r.backup_endpoint) for r in REGIONS.values()}
 _KNOWN_WORDS = tuple(sorted(KNOWN_COMMANDS | set(ALIASES)))
