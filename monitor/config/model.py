@@ -12,8 +12,11 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.errors import Problem
+from monitor.config.files import UnreadableFile, read_regular
+from monitor.errors import Problem, SecretUnavailable
 from monitor.tencent.model import CallbackConfig
+
+MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
 
 class UnexpectedCommands(StrEnum):
@@ -54,11 +57,26 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space. Raises OSError or KeyError."""
+        """The secret, stripped of surrounding white space. Raises SecretUnavailable only.
+
+        A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
+        refused at once, never waited on or read without end.
+        """
         if self.env is not None:
-            return (environ if environ is not None else os.environ)[self.env].strip()
+            value = (environ if environ is not None else os.environ).get(self.env)
+            if value is None:
+                raise SecretUnavailable(self._cannot("not set"))
+            return value.strip()
         assert self.file is not None
-        return self.file.read_text(encoding="utf-8").strip()
+        try:
+            return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except UnreadableFile as exc:
+            raise SecretUnavailable(self._cannot(str(exc))) from None
+        except UnicodeDecodeError:
+            raise SecretUnavailable(self._cannot("not UTF-8 text")) from None
+
+    def _cannot(self, why: str) -> str:
+        return f"cannot read the secret key from {self.describe()} ({why})"
 
 
 @dataclass(frozen=True)
