@@ -152,14 +152,15 @@ class Metrics:
         self.alerts_dropped = Counter(
             PREFIX + "alerts_dropped",
             "Alerts a sink never delivered, by sink: pushed out of its full queue (oldest first), given "
-            "up after the last retry, or still queued at shutdown.",
+            "up after the last retry, or still queued at shutdown. Alertmanager's periodic resends "
+            "never count here: they repeat what the next resend repeats again.",
             ["sink"],
             registry=self.registry,
         )
         self.alert_queue_length = Gauge(
             PREFIX + "alert_queue_length",
-            "Alerts waiting in a sink's queue (at most alerting.queue_size, plus Alertmanager's "
-            "periodic resends), by sink; it grows while the sink is down.",
+            "Alerts waiting in a sink's queue (at most alerting.queue_size; Alertmanager's periodic "
+            "resends wait beside it, not in it), by sink; it grows while the sink is down.",
             ["sink"],
             registry=self.registry,
         )
