@@ -48,7 +48,7 @@ async def test_error_codes_outside_the_reference_table_share_one_series(
     codes = rng.sample(range(200_000, 2**31 - 1), UNKNOWN_CODES)
     async with aiohttp.ClientSession() as session:
         client = RoomConfigClient(session, observer=metrics.observe_request, retry=RetryPolicy(attempts=1))
-        target = Checker(client).target(app)
+        target = await Checker(client).target(app)
         with capture_logs() as logs:
             for code in [*codes, 70003, 100001]:
                 simulator.set_faults(Faults(error_code=code, error_code_rate=1.0))
