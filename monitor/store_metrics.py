@@ -198,7 +198,12 @@ def _header(name: str, kind: _Type, help_text: str, openmetrics: bool) -> str:
 
 
 def app_text(states: Iterable[AppState], *, openmetrics: bool = False) -> str:
-    """The per-app families as ``generate_latest`` prints them (OpenMetrics 1.0 without ``# EOF``).
+    """The per-app families as ``generate_latest`` prints them (OpenMetrics 1.0 without ``# EOF``)."""
+    return "".join(_app_pieces(states, openmetrics))
+
+
+def _app_pieces(states: Iterable[AppState], openmetrics: bool) -> list[str]:
+    """The text of ``app_text`` in pieces, so that a caller joins it with more in one copy.
 
     Only strings outlive an app's turn, so a scrape leaves the cyclic garbage collector nothing to
     chase: a full collection among 10,000 app states would stall every thread, the event loop's too.
@@ -223,7 +228,7 @@ def app_text(states: Iterable[AppState], *, openmetrics: bool = False) -> str:
     for family, family_lines in zip(FAMILIES, lines, strict=True):
         out.append(_header(family.name, family.type, family.help, openmetrics))
         out.extend(family_lines)
-    return "".join(out)
+    return out
 
 
 def config_hash(digest: str) -> int:
@@ -269,5 +274,5 @@ def snapshot_text(snapshot: Snapshot, *, openmetrics: bool = False) -> str:
         value = value_of(snapshot)
         if value is not None:
             out.append(f"{name} {_fmt(value)}\n")
-    out.append(app_text(snapshot.states, openmetrics=openmetrics))
+    out.extend(_app_pieces(snapshot.states, openmetrics))
     return "".join(out)
