@@ -300,6 +300,30 @@ async def test_stopping_the_sinks_cuts_short_the_flush_of_a_sink_a_reload_remove
     assert loop.time() - started < 1.0
 
 
+async def test_every_sink_stops_within_the_flush_whatever_its_receiver_does(receiver: Receiver) -> None:
+    """A hanging Alertmanager with more alerts queued, and a removed webhook waiting out the minute its
+    receiver asked for: the stop takes the flush it was given, and what was not delivered counts."""
+    store = Store()
+    metrics = Metrics(store, version="1.0", process=False)
+    sinks = AlertSinks(store, metrics, clock=lambda: T0)
+    hook = WebhookSink(url=receiver.url + "/hook", secret=None, timeout=300.0)
+    am = AlertmanagerSink(url=receiver.url, resend_interval=3600.0, timeout=300.0, labels={})
+    receiver.answers = [(429, {"Retry-After": "60"})]  # the first request, the webhook's
+    await sinks.start(Alerting(external_url=None, alertmanager=None, webhook=hook, queue_size=10))
+    store.emit(drifted(store, "prod-sg"))
+    await receiver.wait(1)
+    receiver.hold = True  # from now on nothing is answered
+    sinks.apply(Alerting(external_url=None, alertmanager=am, webhook=None, queue_size=10))
+    await receiver.wait(2)  # Alertmanager's first post hangs
+    store.emit(drifted(store, "staging", T0 + 1))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sinks.stop(0.3)
+    assert loop.time() - started < 1.0
+    assert sample(metrics, "alerts_dropped_total", "webhook") == 4  # one waiting to retry, three queued
+    assert sample(metrics, "alerts_dropped_total", "alertmanager") == 8  # four in flight, four queued
+
+
 async def test_sigterm_after_a_reload_removed_a_hanging_sink_exits_within_the_grace(
     receiver: Receiver, simulator: Simulator, simulator_url: str, tmp_path: Path
 ) -> None:
