@@ -8,9 +8,10 @@ given up (and counted). Nothing leaves this module as an exception: an unexpecte
 its batch counted as dropped.
 
 ``more`` (Alertmanager's periodic resend) is asked for items whenever the queue runs empty. Resends
-never enter the queue: they wait beside it, go out only while it is empty, and an item put with the
-same ``key`` replaces its pending resend (so a resend never follows a newer word on the same alert).
-They repeat state the sink holds anyway, so they are never counted as dropped.
+never enter the queue: they wait beside it, go out only while it is empty (a failed one is not
+retried once new items wait), and an item put with the same ``key`` replaces its pending resend (so
+a resend never follows a newer word on the same alert). They repeat state the sink holds anyway, so
+they are never counted as dropped.
 """
 
 from __future__ import annotations
@@ -267,7 +268,8 @@ class Outbox(Generic[T]):
                 self._observer.count_alerts_sent(self.sink, len(batch))
                 return True
             self._observer.count_alert_send_failures(self.sink, 1)
-            if not result.retry or attempt >= self._retry.attempts:
+            # A resend is not worth keeping new alerts waiting: they go first, the next resend repeats.
+            if not result.retry or attempt >= self._retry.attempts or (resend and self._queue):
                 if resend:  # repeats of what the sink was told already: nothing is lost
                     log.warning(
                         "alert_resend_failed",

@@ -259,6 +259,32 @@ async def test_resends_never_push_out_new_alerts_nor_count_as_dropped(
     assert sample(metrics, "alerts_dropped_total", "alertmanager") == 0
 
 
+async def test_a_failed_resend_is_not_retried_while_new_alerts_wait(
+    receiver: Receiver, session: ClientSession
+) -> None:
+    store = Store()
+    metrics = Metrics(store, version="1.0", process=False)
+    sleeps = Sleeps()
+    drifted(store, "prod-sg")
+    sink = alertmanager_sink(session, receiver.url, store, metrics, sleeps, queue_size=20)
+    await receiver.wait(1)
+    await sink.outbox.drained()
+    receiver.hold = True
+    receiver.answers = [(503, {"Retry-After": "30"})]  # for the resend, once it is let go
+    sink.request_resend()
+    await receiver.wait(2)  # the resend is on its way, held
+    store.emit(drifted(store, "new-app", T0 + 1))
+    with capture_logs() as logs:
+        receiver.release()
+        await receiver.wait(3)
+        await sink.outbox.drained()
+    await sink.stop(1.0)
+    assert sleeps.delays == []  # no thirty seconds in front of the new alerts
+    assert {a["labels"]["app"] for a in receiver.bodies[2]} == {"new-app"}
+    assert [line["event"] for line in logs if line["event"].startswith("alert")] == ["alert_resend_failed"]
+    assert sample(metrics, "alerts_dropped_total", "alertmanager") == 0
+
+
 async def test_resends_left_at_shutdown_are_not_counted_as_dropped_alerts(
     receiver: Receiver, session: ClientSession
 ) -> None:
