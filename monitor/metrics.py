@@ -51,29 +51,32 @@ TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-def _media_ranges(header: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """(lower-case type, parameters) of each entry of an Accept or Accept-Encoding header."""
+def _accepted(header: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(lower-case type, parameters) of each entry of an Accept or Accept-Encoding header that is not
+    refused with ``q=0``."""
     for entry in header.split(","):
         kind, *params = entry.split(";")
         pairs = (p.split("=", 1) for p in params if "=" in p)
-        yield kind.strip().lower(), {k.strip().lower(): v.strip() for k, v in pairs}
+        found = {k.strip().lower(): v.strip() for k, v in pairs}
+        try:
+            refused = float(found.get("q", "1")) <= 0
+        except ValueError:
+            refused = False  # an unreadable weight is no refusal
+        if not refused:
+            yield kind.strip().lower(), found
 
 
 def wants_openmetrics(accept: str) -> bool:
-    """Whether ``Accept`` lists OpenMetrics 1.x (or OpenMetrics of no version) before any text format."""
-    for kind, params in _media_ranges(accept):
-        if kind == "application/openmetrics-text" and params.get("q") not in ("0", "0.0", "0.00", "0.000"):
-            version = params.get("version", "1")
-            if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 1:
-                return True
+    """Whether ``Accept`` lists OpenMetrics of version 1.x or of no version (else: text format 0.0.4)."""
+    for kind, params in _accepted(accept):
+        major = params.get("version", "1").split(".")[0]
+        if kind == "application/openmetrics-text" and major.isdigit() and int(major) >= 1:
+            return True
     return False
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    for kind, params in _media_ranges(accept_encoding):
-        if kind == "gzip" and params.get("q") not in ("0", "0.0", "0.00", "0.000"):
-            return True
-    return False
+    return any(kind == "gzip" for kind, _params in _accepted(accept_encoding))
 
 
 @dataclass(frozen=True)

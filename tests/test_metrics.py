@@ -369,6 +369,7 @@ def test_openmetrics_is_served_when_asked_for(accept: str, openmetrics: bool) ->
         ("br, gzip;q=0.8", True),
         ("GZIP", True),
         ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
         ("br", False),
     ],
 )
