@@ -86,8 +86,8 @@ def connect_host(url: str) -> str | None:
     if span is None:
         return None
     host_port = text[span[0] : span[1]].rpartition("@")[2]
-    if host_port.startswith("[") and "]" in host_port:
-        host = host_port[: host_port.index("]") + 1]
+    if host_port.startswith("["):  # an IPv6 address; without its "]" the URL does not parse
+        host = host_port[: host_port.index("]") + 1] if "]" in host_port else ""
     else:
         host = host_port.partition(":")[0]
     return unquote(host).lower() or None

@@ -19,6 +19,7 @@ from monitor.redact import redact_url
 from monitor.tencent.commands import ALIASES, KNOWN_COMMANDS, canonical, is_known
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.regions import REGIONS, endpoint_problem
+from monitor.urls import problem as url_problem
 
 MAX_SECRET_BYTES = 64 * 1024
 MIN_INTERVAL = 1.0
@@ -277,7 +278,7 @@ class Values(Shapes):
         if url is BAD:
             return BAD
         simple = _SIMPLE_URL.match(url)  # urlsplit is slow; this agrees with it where it matches
-        if simple and (simple[3] is None or int(simple[3]) <= 65535):
+        if simple and (simple[3] is None or int(simple[3]) <= 65535) and "\\" not in url:
             return url, simple[1].lower(), simple[2].lower()
         try:
             parts = urlsplit(url)
@@ -289,6 +290,10 @@ class Values(Shapes):
         if scheme not in ("http", "https") or not host:
             message = f"must be an absolute http:// or https:// URL, got {clip(redact_url(url), 200)!r}"
             self.error(path, message, line)
+            return BAD
+        ambiguous = url_problem(url)  # parsers would disagree on the host: a policy violation
+        if ambiguous is not None:
+            self.error(path, f"{ambiguous}, got {clip(redact_url(url), 200)!r}", line)
             return BAD
         return url, scheme, host
 
