@@ -13,16 +13,6 @@ from monitor.errors import Problem
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import host_allowed as host_allowed  # the config's own name for it
 
-FINDING_KINDS: tuple[str, ...] = (
-    "config_missing",
-    "config_present",
-    "url_mismatch",
-    "missing_commands",
-    "unexpected_commands",
-    "insecure_url",
-    "host_not_allowed",
-)
-
 
 class UnexpectedCommands(StrEnum):
     DRIFT = "drift"
