@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,6 +12,7 @@ from types import MappingProxyType
 from monitor.config.files import UnreadableFile, read_regular
 from monitor.errors import Problem, SecretUnavailable
 from monitor.tencent.model import CallbackConfig
+from monitor.urls import host_allowed as host_allowed  # the config's own name for it
 
 MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
@@ -29,21 +27,6 @@ class Policy:
     require_https: bool = True
     allowed_hosts: tuple[str, ...] = ()  # globs on the URL host; empty = any host
     unexpected_commands: UnexpectedCommands = UnexpectedCommands.DRIFT
-
-
-def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """Whether ``host`` matches one of the globs, case-insensitively; any host when there are none.
-
-    A trailing dot is ignored ("hooks.example.com." is the same DNS name); the globs are fnmatch's.
-    """
-    if not allowed_hosts:
-        return True
-    return _globs_pattern(allowed_hosts).match(host.lower().removesuffix(".")) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _globs_pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{fnmatch.translate(glob.lower())})" for glob in globs))
 
 
 @dataclass(frozen=True)

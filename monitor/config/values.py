@@ -29,6 +29,7 @@ from monitor.redact import redact_url
 from monitor.tencent.commands import ALIASES, KNOWN_COMMANDS, canonical, is_known
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.regions import REGIONS, endpoint_problem
+from monitor.urls import problem as url_problem
 
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 7 * 24 * 3600.0
@@ -257,7 +258,7 @@ def http_url(
     if url is BAD:
         return BAD
     simple = _SIMPLE_URL.match(url)  # urlsplit is slow; this agrees with it where it matches
-    if simple and (simple[3] is None or 0 < int(simple[3]) <= 65535):
+    if simple and (simple[3] is None or 0 < int(simple[3]) <= 65535) and "\\" not in url:
         return url, simple[1].lower(), simple[2].lower()
     try:
         parts = urlsplit(url)
@@ -273,6 +274,10 @@ def http_url(
     if scheme not in ("http", "https") or not host:
         message = f"must be an absolute http:// or https:// URL, got {clip(redact_url(url), 200)!r}"
         load.problems.error(path, message, line)
+        return BAD
+    ambiguous = url_problem(url)  # parsers would disagree on the host: a policy violation
+    if ambiguous is not None:
+        load.problems.error(path, f"{ambiguous}, got {clip(redact_url(url), 200)!r}", line)
         return BAD
     return url, scheme, host
 
