@@ -237,7 +237,8 @@ def test_app_alerts_outlast_a_dead_monitor_until_it_pages() -> None:
 def seconds(duration: str) -> int:
     """A Prometheus duration of minutes and seconds ("1m30s", "90s", "5m") in seconds."""
     match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
-    assert match is not None and duration, duration
+    assert duration, "an empty duration"
+    assert match is not None, duration
     return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
 
 
@@ -251,7 +252,9 @@ def test_app_alerts_count_each_app_once_and_stand_down_for_direct_delivery() -> 
         text = " ".join([expr, *(records[name] for name in used)])
         assert re.search(r"\b(max|min) by \(app, sdkappid", text), rule["alert"]
         if rule["alert"] not in {"CallbackCheckStale", "CallbackRemediationFailing"}:
-            stand_down = 'unless on (instance) callback_monitor_alert_delivery_healthy{sink="alertmanager"} == 1'
+            stand_down = (
+                'unless on (instance) callback_monitor_alert_delivery_healthy{sink="alertmanager"} == 1'
+            )
             assert stand_down in text, rule["alert"]
 
 
