@@ -373,11 +373,40 @@ def test_dashboard_shows_every_view_the_issue_asks_for() -> None:
         "api_requests_total",  # error codes
         "last_success_timestamp_seconds",  # time since last verdict
         "config_last_reload_successful",  # reload status
+        "check_interval_seconds",  # verdict age against the app's own interval
+        "alerts_sent_total",  # alert delivery
+        "alert_send_failures_total",
+        "alerts_dropped_total",
+        "alert_delivery_healthy",
+        "remediations_total",  # self-heal
     ):
         assert f"callback_monitor_{metric}{{" in queried, metric
 
 
-GRAFANA_VARIABLES = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "job": ".*", "app": ".*"}
+def test_dashboard_filters_by_cluster_and_namespace_and_counts_each_app_once() -> None:
+    """Every query selects on the cluster, namespace and job variables; per-app gauges are folded
+    by app first, so that identical replicas do not count an app twice."""
+    variables = [v["name"] for v in json.loads(DASHBOARD.read_text())["templating"]["list"]]
+    assert variables[:4] == ["datasource", "cluster", "namespace", "job"]
+    per_app = re.compile(
+        r"callback_monitor_(in_sync|drift|policy_violation|check_success|last_success_timestamp_seconds)\{"
+    )
+    for panel, target in dashboard_targets():
+        expr = target["expr"]
+        assert 'cluster=~"$cluster", namespace=~"$namespace", job=~"$job"' in expr, panel["title"]
+        if per_app.search(expr):
+            assert re.search(r"\b(max|min) by \(app, sdkappid", expr), panel["title"]
+
+
+GRAFANA_VARIABLES = {
+    "__rate_interval": "5m",
+    "__interval": "1m",
+    "__range": "1h",
+    "cluster": ".*",
+    "namespace": ".*",
+    "job": ".*",
+    "app": ".*",
+}
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
