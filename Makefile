@@ -53,6 +53,7 @@ mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
 	$(BIN)/mutmut run --max-children 1 $(MUTANTS)
 	$(BIN)/python -m tests.mutation_score
+	$(BIN)/python -m tests.mutation_constants
 
 clean:
 	rm -rf $(VENV) mutants .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

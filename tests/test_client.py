@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
+from aiohttp import web
 
 from monitor.errors import (
     AppInvalid,
@@ -758,3 +759,53 @@ def test_no_configuration_is_an_answer_only_for_get() -> None:
     err = _parse({"ErrorCode": 100301, "RequestId": "Id-3"}, action="update_callback")
     assert isinstance(err, BadRequest)
     assert (err.code, err.request_id, code_label(err)) == (100301, "Id-3", "100301")
+
+
+# ---- the body cap, at and beyond 1 MiB, with and without a Content-Length ----------------------------
+
+
+@pytest.fixture
+async def sized_answers() -> AsyncIterator[str]:
+    """A loopback server answering a write's success envelope padded with spaces to exactly ``size``
+    bytes, with a Content-Length (sdkappid size * 10) or chunked (sdkappid size * 10 + 1)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        size, chunked = divmod(int(request.query["sdkappid"]), 10)
+        envelope = b'{"ErrorCode": 0, "RequestId": "Id-big"}'
+        body = envelope + b" " * (size - len(envelope))
+        if not chunked:
+            return web.Response(body=body, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 65536):
+            await response.write(body[start : start + 65536])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("chunked", [0, 1])
+async def test_an_answer_of_exactly_one_mib_is_read(
+    make_client: Callable[..., RoomConfigClient], sized_answers: str, chunked: int
+) -> None:
+    target = Target(1048576 * 10 + chunked, "administrator", sized_answers, KEY, timeout=5.0)
+    await make_client().delete_callback(target)  # no error: the answer was read and parsed
+
+
+@pytest.mark.parametrize("chunked", [0, 1])
+async def test_an_answer_one_byte_over_one_mib_is_an_invalid_response(
+    make_client: Callable[..., RoomConfigClient], sized_answers: str, chunked: int
+) -> None:
+    target = Target(1048577 * 10 + chunked, "administrator", sized_answers, KEY, timeout=5.0)
+    with pytest.raises(InvalidResponse) as caught:
+        await make_client(retry=RetryPolicy(attempts=1)).delete_callback(target)
+    assert caught.value.message == "delete_callback at 127.0.0.1: the answer was larger than 1048576 bytes"

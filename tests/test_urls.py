@@ -73,6 +73,8 @@ def test_the_authority_span_of_special_and_other_schemes() -> None:
         ("http://127.0.0.1:8080", None),
         ("https://[::1]:65535/", None),
         ("https://hooks.example.com:65536/cb", "has a port out of range"),
+        ("https://hooks.example.com:123456/cb", "has an ambiguous host or port"),
+        ("https://[::g]/cb", "has an ambiguous host or port"),
         (EVIL, "contains a backslash"),
         ("https://hooks.example.com/a\\b", "contains a backslash"),
         ("https://hooks.example.com/a b", "contains white space or a control character"),
