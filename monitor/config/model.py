@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.config.files import UnreadableFile, read_regular
-from monitor.errors import Problem, SecretUnavailable
+from monitor.config.files import CannotOpen, UnreadableFile, read_regular
+from monitor.errors import OUT_OF_DESCRIPTORS, Problem, ResourceExhausted, SecretUnavailable
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import host_allowed as host_allowed  # the config's own name for it
 
@@ -40,7 +41,8 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space. Raises SecretUnavailable only.
+        """The secret, stripped of surrounding white space. Raises SecretUnavailable, or
+        ResourceExhausted when the process is out of file descriptors (not the file's fault).
 
         A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
         refused at once, never waited on or read without end.
@@ -53,6 +55,14 @@ class SecretRef:
         assert self.file is not None
         try:
             return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except CannotOpen as exc:
+            if exc.errno in OUT_OF_DESCRIPTORS:
+                name = errno.errorcode[exc.errno]
+                where = self.describe()
+                raise ResourceExhausted(
+                    f"out of file descriptors ({name}) reading the secret key from {where}"
+                ) from None
+            raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnreadableFile as exc:
             raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnicodeDecodeError:
@@ -81,9 +91,7 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
-    remediate_max_reverts: int = (
-        3  # self-heal writes undone by another writer, within the window, before it stops
-    )
+    remediate_max_reverts: int = 3  # self-heal writes undone by another writer in the window before it stops
     remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
 
 
