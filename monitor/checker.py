@@ -60,7 +60,7 @@ class Checker:
         return key
 
     def _key(self, app: AppConfig) -> str:
-        """The key; SecretUnavailable or ResourceExhausted (from the secret's read) say why not."""
+        """The key, or SecretUnavailable / ResourceExhausted saying why not (never the key itself)."""
         key = self._read_key(app)
         if not key:
             raise SecretUnavailable(f"the secret key in {app.secret.describe()} is empty")

@@ -29,7 +29,6 @@ them from redacted parts only, and ``TencentError`` keeps the vendor's ``ErrorCo
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -227,7 +226,6 @@ class CheckError:
 
 
 INTERNAL = "internal"
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})  # the errnos of ResourceExhausted
 
 
 REASONS: tuple[str, ...] = (

@@ -26,11 +26,9 @@ class UnreadableFile(Exception):
 
 
 class CannotOpen(UnreadableFile):
-    """The system refused: missing, no permission, a NUL in the name, an I/O error.
-
-    ``errno`` is the system's error number when there is one: running out of file descriptors
-    (EMFILE, ENFILE) is the process's trouble, not the file's, and a secret's read says so.
-    """
+    """The system refused: missing, no permission, a NUL in the name, an I/O error; ``errno`` says
+    which (None for a NUL in the name), so a caller can tell the process running out of descriptors
+    from a file that is not there."""
 
     def __init__(self, why: str, errno: int | None = None) -> None:
         super().__init__(why)

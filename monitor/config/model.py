@@ -11,9 +11,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 from monitor.config.files import CannotOpen, UnreadableFile, read_regular
-from monitor.errors import OUT_OF_DESCRIPTORS, Problem, ResourceExhausted, SecretUnavailable
+from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import host_allowed as host_allowed  # the config's own name for it
+
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
@@ -42,7 +44,7 @@ class SecretRef:
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
         """The secret, stripped of surrounding white space. Raises SecretUnavailable, or
-        ResourceExhausted when the process is out of file descriptors (not the file's fault).
+        ResourceExhausted when the process is out of file descriptors (the monitor's trouble, not a bad key).
 
         A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
         refused at once, never waited on or read without end.
@@ -56,11 +58,10 @@ class SecretRef:
         try:
             return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
         except CannotOpen as exc:
-            if exc.errno in OUT_OF_DESCRIPTORS:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
                 name = errno.errorcode[exc.errno]
-                where = self.describe()
                 raise ResourceExhausted(
-                    f"out of file descriptors ({name}) reading the secret key from {where}"
+                    f"out of file descriptors ({name}) reading the secret key from {self.describe()}"
                 ) from None
             raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnreadableFile as exc:
@@ -91,7 +92,9 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
-    remediate_max_reverts: int = 3  # self-heal writes undone by another writer in the window before it stops
+    remediate_max_reverts: int = (
+        3  # self-heal writes undone by another writer, within the window, before it stops
+    )
     remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
 
 
