@@ -1,14 +1,17 @@
-"""Scheduling pieces: the shard hash, the rate limiter, and APScheduler jobs over real timers."""
+"""Scheduling pieces: the shard hash, the rate limiter, APScheduler jobs over real timers, and clock steps."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from monitor.config import AppConfig, load_config_text
 from monitor.ratelimit import RateLimiter
-from monitor.scheduler import jitter_for, shard_of
+from monitor.scheduler import Scheduler, jitter_for, shard_of
 
 
 def test_shards_split_apps_evenly_and_stably() -> None:
@@ -83,3 +86,83 @@ async def test_rate_limiter_keeps_its_rate_when_sleeps_overshoot() -> None:
         await limiter.acquire()
     # 20 tokens at hand, 981 more at 200/s: 4.905 s. Losing 2 ms at every wait would take 6.9 s.
     assert fake.now == pytest.approx(4.905, abs=0.01)
+
+
+class SteppingClocks:
+    """A wall clock that a test can step, beside a monotonic clock that never steps."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def one_app(tmp_path: Path, interval: str = "60s") -> AppConfig:
+    key = tmp_path / "key"
+    key.write_text("k" * 32, encoding="utf-8")
+    config = load_config_text(
+        "version: 1\n"
+        "defaults:\n"
+        "  endpoint: http://127.0.0.1:9\n"
+        f"  interval: {interval}\n"
+        f"  secret_key_file: {key}\n"
+        "  callback: null\n"
+        "apps:\n"
+        "  - {name: one, sdkappid: 1400000001}\n"
+    )
+    return config.apps[0]
+
+
+async def test_a_wall_clock_step_moves_every_planned_check_by_the_step(tmp_path: Path) -> None:
+    clocks = SteppingClocks()
+    planned: dict[str, float | None] = {}
+
+    async def never(_app: AppConfig) -> None:
+        raise AssertionError("no check is due in this test")
+
+    scheduler = Scheduler(
+        never,
+        concurrency=1,
+        on_planned=planned.__setitem__,
+        wall=clocks.wall,
+        monotonic=clocks.monotonic,
+    )
+    scheduler.start()
+    try:
+        scheduler.sync([one_app(tmp_path)], rate=200)
+        first = planned["one"]
+        assert first is not None
+        clocks.offset = 0.4  # drift within the tolerance: nothing moves
+        assert scheduler.undo_clock_step() == 0.0
+        assert planned["one"] == first
+        clocks.offset = -39.6  # the wall clock goes 40 s back (from the drifted 0.4)
+        assert scheduler.undo_clock_step() == pytest.approx(-40.0, abs=0.05)
+        assert planned["one"] == pytest.approx(first - 40.0, abs=0.05)
+        clocks.offset = 560.4  # ... and then 10 minutes forward
+        assert scheduler.undo_clock_step() == pytest.approx(600.0, abs=0.05)
+        assert planned["one"] == pytest.approx(first + 560.0, abs=0.05)
+        assert scheduler.steps == 2
+    finally:
+        await scheduler.shutdown(0.1)
+
+
+async def test_apscheduler_looks_for_a_step_before_it_reads_its_plan(tmp_path: Path) -> None:
+    """Pins the hook into APScheduler 3.x (``_process_jobs``): adding a job makes it plan again."""
+    clocks = SteppingClocks()
+
+    async def never(_app: AppConfig) -> None:
+        raise AssertionError("no check is due in this test")
+
+    scheduler = Scheduler(never, concurrency=1, wall=clocks.wall, monotonic=clocks.monotonic)
+    scheduler.start()
+    try:
+        clocks.offset = -40.0
+        scheduler.sync([one_app(tmp_path)], rate=200)  # a new job wakes APScheduler up
+        await asyncio.sleep(0.05)  # the wake-up runs on the loop
+        assert scheduler.steps == 1
+    finally:
+        await scheduler.shutdown(0.1)
