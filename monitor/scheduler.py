@@ -30,6 +30,7 @@ log = structlog.get_logger("monitor.scheduler")
 
 MAX_JITTER = 5.0  # seconds; a check starts up to 10% of its interval late, at most this much
 STEP_TOLERANCE = 1.0  # seconds the wall clock may drift from the monotonic one before it is a step
+CHUNK = 500  # jobs added or removed between two yields to the event loop (a few ms of work)
 
 
 class _Watched(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler ships no types
@@ -108,17 +109,34 @@ class Scheduler:
     def start(self) -> None:
         self._scheduler.start()
 
-    def sync(self, apps: Iterable[AppConfig], *, rate: float) -> tuple[int, int, int]:
+    async def sync(self, apps: Iterable[AppConfig], *, rate: float) -> tuple[int, int, int]:
         """Make the jobs match ``apps``: add new ones, drop removed ones, reschedule changed ones.
 
         Returns (added, removed, rescheduled). An app whose interval is unchanged keeps its place.
+        Tens of thousands of jobs take seconds to add or remove: the work yields to the event loop
+        every CHUNK jobs, and APScheduler is paused meanwhile, so that it wakes up once at the end
+        instead of once per job (each wake-up a pass over its plan, all queued on the loop at once).
         """
+        pause = self._scheduler.state == STATE_RUNNING
+        if pause:
+            self._scheduler.pause()
+        try:
+            return await self._sync(apps, rate)
+        finally:
+            if pause and not self._closing:
+                self._scheduler.resume()
+
+    async def _sync(self, apps: Iterable[AppConfig], rate: float) -> tuple[int, int, int]:
         wanted = {app.name: app for app in apps}
         removed = [name for name in self._apps if name not in wanted]
-        for name in removed:
+        for i, name in enumerate(removed, 1):
+            if self._closing:
+                return 0, 0, 0
             self._scheduler.remove_job(name)
             del self._apps[name]
             self._on_planned(name, None)
+            if i % CHUNK == 0:
+                await asyncio.sleep(0)
         new = [app for name, app in wanted.items() if name not in self._apps]
         # The first checks of new apps are spread evenly (a random point in each app's slot) over
         # long enough that they arrive at 80% of the rate limit: at exactly the limit, a queue
@@ -128,6 +146,8 @@ class Scheduler:
         added = rescheduled = 0
         now = datetime.now(UTC)
         for name, app in wanted.items():
+            if self._closing:
+                break
             old = self._apps.get(name)
             self._apps[name] = app
             if old is not None and old.interval == app.interval:
@@ -154,14 +174,18 @@ class Scheduler:
                 added += 1
             else:
                 rescheduled += 1
+            if (added + rescheduled) % CHUNK == 0:
+                await asyncio.sleep(0)
         return added, len(removed), rescheduled
 
     def undo_clock_step(self) -> float:
         """Move every planned check by the wall clock's step since the last look; returns the step."""
+        if self._scheduler.state != STATE_RUNNING:
+            return 0.0  # paused (a reload, the shutdown): looked at once it runs again
         wall, mono = self._wall(), self._monotonic()
         step = (wall - self._seen[0]) - (mono - self._seen[1])
         self._seen = (wall, mono)
-        if abs(step) < STEP_TOLERANCE or self._scheduler.state != STATE_RUNNING:
+        if abs(step) < STEP_TOLERANCE:
             return 0.0
         self.steps += 1
         shift = timedelta(seconds=step)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from monitor.config import AppConfig, load_config_text
+from monitor.heap import collector_paused
 from monitor.ratelimit import RateLimiter
 from monitor.scheduler import Scheduler, jitter_for, shard_of
 
@@ -133,7 +136,7 @@ async def test_a_wall_clock_step_moves_every_planned_check_by_the_step(tmp_path:
     )
     scheduler.start()
     try:
-        scheduler.sync([one_app(tmp_path)], rate=200)
+        await scheduler.sync([one_app(tmp_path)], rate=200)
         first = planned["one"]
         assert first is not None
         clocks.offset = 0.4  # drift within the tolerance: nothing moves
@@ -161,8 +164,64 @@ async def test_apscheduler_looks_for_a_step_before_it_reads_its_plan(tmp_path: P
     scheduler.start()
     try:
         clocks.offset = -40.0
-        scheduler.sync([one_app(tmp_path)], rate=200)  # a new job wakes APScheduler up
+        await scheduler.sync([one_app(tmp_path)], rate=200)  # APScheduler plans again after a sync
         await asyncio.sleep(0.05)  # the wake-up runs on the loop
         assert scheduler.steps == 1
     finally:
         await scheduler.shutdown(0.1)
+
+
+async def test_syncing_thousands_of_jobs_yields_to_the_loop_and_wakes_apscheduler_once(
+    tmp_path: Path,
+) -> None:
+    """A big reload must not hold the event loop (probes) for the seconds it takes to add the jobs."""
+    looks = 0
+
+    def wall() -> float:
+        nonlocal looks
+        looks += 1  # APScheduler looked at its plan (the scheduler checks the clock first)
+        return time.time()
+
+    async def never(_app: AppConfig) -> None:
+        raise AssertionError("no check is due in this test")
+
+    app = one_app(tmp_path, interval="1h")
+    apps = [replace(app, name=f"app-{i}", sdkappid=1400000000 + i) for i in range(2000)]
+    scheduler = Scheduler(never, concurrency=1, wall=wall)
+    scheduler.start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0.05)
+        before = looks
+        assert await scheduler.sync(apps, rate=200) == (2000, 0, 0)
+        await asyncio.sleep(0.05)
+        assert ticks > 2  # the loop ran other work while the jobs were added
+        assert looks - before <= 3  # once when resumed (and its timer), not once per job
+        ticks = 0
+        assert await scheduler.sync(apps[:1], rate=200) == (0, 1999, 0)
+        assert ticks > 2
+    finally:
+        running.cancel()
+        await scheduler.shutdown(0.1)
+
+
+def test_a_big_load_gets_no_full_collection_and_what_it_made_is_frozen() -> None:
+    threshold = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    try:
+        with collector_paused():
+            assert gc.get_threshold()[:2] == threshold[:2]  # young passes go on as usual
+            assert gc.get_threshold()[2] >= 10**9  # the full pass does not come
+            kept = [[i] for i in range(1000)]
+        assert gc.get_threshold() == threshold
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()
