@@ -30,7 +30,7 @@ log = structlog.get_logger("monitor.scheduler")
 
 MAX_JITTER = 5.0  # seconds; a check starts up to 10% of its interval late, at most this much
 STEP_TOLERANCE = 1.0  # seconds the wall clock may drift from the monotonic one before it is a step
-CHUNK = 500  # jobs added or removed between two yields to the event loop (a few ms of work)
+CHUNK = 100  # jobs added or removed between two yields to the event loop (a few ms of work)
 
 
 class _Watched(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler ships no types
