@@ -171,6 +171,8 @@ class Daemon:
         del before, current
         self.scheduler.set_concurrency(config.limits.concurrency)
         self.limiter.rate = config.limits.requests_per_second
+        if self.remediator is not None:
+            self.remediator.budget.per_hour = config.limits.remediation_writes_per_hour
         return await self.scheduler.sync(apps, rate=config.limits.requests_per_second)
 
     async def reload(self, reason: str) -> bool:

@@ -25,6 +25,7 @@ from monitor.cli.oneshot import (
 from monitor.cli.options import read_only_requested
 from monitor.config import AppConfig, Config
 from monitor.errors import CheckError, MonitorError
+from monitor.output import text_lines
 from monitor.settings import env_name
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent
@@ -67,7 +68,7 @@ def _print_plans(planned: Planned) -> tuple[int, int, int]:
         "",
         f"{len(planned)} apps: {changes} to change, {nothing} nothing to do, {bad} not checked or not fixed",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(text_lines(lines))
     return changes, nothing, bad
 
 
@@ -141,5 +142,5 @@ def cmd_apply(args: argparse.Namespace) -> int:
             fine += 1
             lines.append(f"{head}in sync, nothing to do")
     lines.append(f"{fine} of {len(planned)} apps in sync")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(text_lines(lines))
     return 0 if fine == len(planned) else EXIT_USAGE

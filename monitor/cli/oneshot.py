@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor import __version__
 from monitor.config import AppConfig, Config, load_config
 from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.output import printable
 from monitor.report import AppResult, exit_code, export_yaml, render_text, to_json
 from monitor.settings import tls_context
 from monitor.tencent.model import CallbackConfig
@@ -26,7 +27,7 @@ EXIT_USAGE = 2
 
 
 def fail(message: str) -> int:
-    print(f"callback-monitor: error: {message}", file=sys.stderr)
+    print(f"callback-monitor: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
