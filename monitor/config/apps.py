@@ -31,6 +31,8 @@ LAYER_KEYS = (
     "remediate",
     "remediate_after",
     "remediate_max_failures",
+    "remediate_max_reverts",
+    "remediate_revert_window",
 )
 APP_KEYS = ("name", "sdkappid", "labels", *LAYER_KEYS)
 POLICY_KEYS = ("require_https", "allowed_hosts", "unexpected_commands")
@@ -62,6 +64,8 @@ class Layer:
     remediate: Slot[bool] = None
     remediate_after: Slot[int] = None
     remediate_max_failures: Slot[int] = None
+    remediate_max_reverts: Slot[int] = None
+    remediate_revert_window: Slot[float] = None
 
 
 def bad_layer(place: str) -> Layer:
@@ -168,6 +172,8 @@ def read_layer(load: Load, m: Map, place: str) -> Layer:
     layer.remediate = opt(load, m, place, "remediate", boolean)
     layer.remediate_after = opt(load, m, place, "remediate_after", values.consecutive)
     layer.remediate_max_failures = opt(load, m, place, "remediate_max_failures", values.consecutive)
+    layer.remediate_max_reverts = opt(load, m, place, "remediate_max_reverts", values.consecutive)
+    layer.remediate_revert_window = opt(load, m, place, "remediate_revert_window", values.interval)
     return layer
 
 
@@ -203,6 +209,8 @@ def resolve(
     remediate = value_of(pick(own.remediate, defaults.remediate), False)
     remediate_after = value_of(pick(own.remediate_after, defaults.remediate_after), 2)
     max_failures = value_of(pick(own.remediate_max_failures, defaults.remediate_max_failures), 3)
+    max_reverts = value_of(pick(own.remediate_max_reverts, defaults.remediate_max_reverts), 3)
+    revert_window = value_of(pick(own.remediate_revert_window, defaults.remediate_revert_window), 600.0)
     callback_at = pick(own.callback, defaults.callback)
     if callback_at is None:
         message = (
@@ -230,6 +238,8 @@ def resolve(
         or remediate is BAD
         or remediate_after is BAD
         or max_failures is BAD
+        or max_reverts is BAD
+        or revert_window is BAD
         or not isinstance(callback_at, At)
     ):
         return None
@@ -251,6 +261,8 @@ def resolve(
         remediate=remediate,
         remediate_after=remediate_after,
         remediate_max_failures=max_failures,
+        remediate_max_reverts=max_reverts,
+        remediate_revert_window=revert_window,
     )
 
 
