@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -92,36 +91,3 @@ class ProbeRunner:
             self.started += 1
             return await self._probe(target.url, target.settings)
 
-
-class ProbeHistories:
-    """The latest probe results of each app, oldest first, as many as its findings need."""
-
-    def __init__(self) -> None:
-        self._by_app: dict[str, deque[ProbeResult]] = {}
-
-    def add(self, app: str, result: ProbeResult, settings: ProbeSettings) -> tuple[ProbeResult, ...]:
-        """Adds ``result`` to ``app``'s history and returns the history.
-
-        A result for another URL than the history's (the desired URL changed) starts a new history.
-        """
-        keep = max(settings.failures_before_alert, 1) + 1
-        history = self._by_app.get(app)
-        if history and history[-1].url != result.url:
-            history = None
-        if history is None or history.maxlen != keep:
-            history = deque(history or (), maxlen=keep)
-            self._by_app[app] = history
-        history.append(result)
-        return tuple(history)
-
-    def get(self, app: str) -> tuple[ProbeResult, ...]:
-        return tuple(self._by_app.get(app, ()))
-
-    def latest(self) -> Mapping[str, ProbeResult]:
-        return {app: history[-1] for app, history in self._by_app.items() if history}
-
-    def retain(self, apps: Iterable[str]) -> None:
-        """Forgets every app not in ``apps`` (after a reload removed it or turned its probes off)."""
-        keep = set(apps)
-        for app in [a for a in self._by_app if a not in keep]:
-            del self._by_app[app]

@@ -1,4 +1,4 @@
-"""Sharing probes between apps, the probes' own concurrency limit, and each app's history."""
+"""Sharing probes between apps and the probes' own concurrency limit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from monitor.probe_model import Phase, ProbeResult, ProbeSettings, parse_expect_status
-from monitor.probe_shared import ProbeHistories, ProbeRunner, ProbeTarget, plan
+from monitor.probe_shared import ProbeRunner, ProbeTarget, plan
 
 A = "https://hooks.example.com/a"
 B = "https://hooks.example.com/b"
@@ -106,26 +106,3 @@ async def test_a_target_already_running_is_joined_not_probed_twice() -> None:
 def test_the_runner_refuses_a_limit_below_one() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ProbeRunner(concurrency=0)
-
-
-def test_a_history_keeps_what_failures_before_alert_needs() -> None:
-    histories = ProbeHistories()
-    settings = replace(ON, failures_before_alert=2)
-    for ok in (True, False, False, False):
-        kept = histories.add("one", result(A, ok), settings)
-    assert [r.up for r in kept] == [False, False, False]
-    assert histories.get("two") == ()
-
-
-def test_a_new_desired_url_starts_a_new_history() -> None:
-    histories = ProbeHistories()
-    histories.add("one", result(A, False), ON)
-    assert [r.url for r in histories.add("one", result(B, False), ON)] == [B]
-
-
-def test_retain_forgets_apps_no_longer_probed() -> None:
-    histories = ProbeHistories()
-    histories.add("one", result(A), ON)
-    histories.add("two", result(B), ON)
-    histories.retain(["two"])
-    assert list(histories.latest()) == ["two"]
