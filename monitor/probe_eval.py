@@ -44,6 +44,23 @@ class EndpointFinding:
     ignored: bool = False
 
 
+@dataclass(frozen=True)
+class EndpointState:
+    """One app's recent probe results (oldest first, as many as its findings need) and its findings."""
+
+    history: tuple[ProbeResult, ...] = ()
+    findings: tuple[EndpointFinding, ...] = ()  # every finding of the last evaluation, ignored ones too
+
+    @property
+    def counted(self) -> tuple[EndpointFinding, ...]:
+        """The findings that alert and count in ``check``'s exit status: those not in ``ignore``."""
+        return tuple(f for f in self.findings if not f.ignored)
+
+    @property
+    def latest(self) -> ProbeResult | None:
+        return self.history[-1] if self.history else None
+
+
 def consecutive_failures(history: Sequence[ProbeResult]) -> int:
     """How many of the latest results failed in a row (``history`` is oldest first)."""
     count = 0

@@ -90,4 +90,3 @@ class ProbeRunner:
         async with self._limit:
             self.started += 1
             return await self._probe(target.url, target.settings)
-

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from monitor.probe_eval import EndpointFinding, EndpointKind, evaluate
+from monitor.probe_eval import EndpointFinding, EndpointKind, EndpointState, evaluate
 from monitor.probe_model import ProbeResult, ProbeSettings
 from monitor.state import DRIFT_DETECTED, DRIFT_RESOLVED, AlertEvent, AppIdentity, fingerprint
-
-
-@dataclass(frozen=True)
-class EndpointState:
-    """One app's recent probe results (oldest first, as many as its findings need) and its findings."""
-
-    history: tuple[ProbeResult, ...] = ()
-    findings: tuple[EndpointFinding, ...] = ()  # every finding of the last evaluation, ignored ones too
-
-    @property
-    def counted(self) -> tuple[EndpointFinding, ...]:
-        """The findings that alert and count in ``check``'s exit status: those not in ``ignore``."""
-        return tuple(f for f in self.findings if not f.ignored)
-
-    @property
-    def latest(self) -> ProbeResult | None:
-        return self.history[-1] if self.history else None
 
 
 def probe_transition(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from types import MappingProxyType
 
+from monitor.probe_eval import EndpointState
 from monitor.probe_model import CertProblem, Phase, ProbeResult, ProbeSettings
-from monitor.probe_state import EndpointState, probe_transition, retire
+from monitor.probe_state import probe_transition, retire
 from monitor.state import AppIdentity, fingerprint
 
 URL = "https://hooks.example.com/room?token=abc"
