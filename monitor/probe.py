@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import ssl
@@ -151,9 +152,7 @@ async def _phase(run: _Run, phase: Phase, step: Awaitable[_T]) -> _T:
 async def _resolve(resolve: Resolver, host: str, port: int) -> list[str]:
     try:
         addresses = await resolve(host, port)
-    except socket.gaierror as exc:
-        raise _Failed(Phase.DNS, f"{host} does not resolve: {exc.strerror or exc}") from exc
-    except OSError as exc:
+    except OSError as exc:  # socket.gaierror and the rest
         raise _Failed(Phase.DNS, f"{host} does not resolve: {exc.strerror or exc}") from exc
     if not addresses:
         raise _Failed(Phase.DNS, f"{host} resolves to no address")
@@ -184,7 +183,7 @@ async def _connect(run: _Run, addresses: list[str], port: int) -> socket.socket:
             await run.loop.sock_connect(sock, (address, port))
         except OSError as exc:
             sock.close()
-            errors.append(f"{_show(address, port)}: {exc.strerror or exc}")
+            errors.append(f"{_show(address, port)}: {_words(exc)}")
             continue
         except BaseException:
             sock.close()
@@ -214,7 +213,7 @@ async def _handshake(
     except ssl.SSLError as exc:
         raise _Failed(Phase.TLS, f"TLS handshake failed: {exc.reason or exc}") from exc
     except OSError as exc:
-        raise _Failed(Phase.TLS, f"TLS handshake failed: {exc.strerror or exc}") from exc
+        raise _Failed(Phase.TLS, f"TLS handshake failed: {_words(exc)}") from exc
     ssl_object = writer.get_extra_info("ssl_object")
     if isinstance(ssl_object, ssl.SSLObject):
         run.cert_not_after = earliest_not_after(ssl_object)
@@ -241,7 +240,7 @@ async def _send(writer: asyncio.StreamWriter, request: bytes) -> None:
         writer.write(request)
         await writer.drain()
     except OSError as exc:
-        raise _Failed(Phase.REQUEST, f"request not sent: {exc.strerror or exc}") from exc
+        raise _Failed(Phase.REQUEST, f"request not sent: {_words(exc)}") from exc
 
 
 async def _status(reader: asyncio.StreamReader) -> int:
@@ -252,11 +251,16 @@ async def _status(reader: asyncio.StreamReader) -> int:
     except asyncio.IncompleteReadError as exc:
         raise _Failed(Phase.RESPONSE, "the receiver closed the connection without an answer") from exc
     except OSError as exc:
-        raise _Failed(Phase.RESPONSE, f"no answer: {exc.strerror or exc}") from exc
+        raise _Failed(Phase.RESPONSE, f"no answer: {_words(exc)}") from exc
     match = _STATUS_LINE.fullmatch(line)
     if match is None:
         raise _Failed(Phase.RESPONSE, "the answer does not start with an HTTP/1.x status line")
     return int(match[1])
+
+
+def _words(exc: OSError) -> str:
+    """The system's words for an OS error ("Connection refused"), without asyncio's wrapping."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _show(address: str, port: int) -> str:

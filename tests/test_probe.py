@@ -195,7 +195,7 @@ async def test_a_refused_port_fails_in_connect(settings: ProbeSettings) -> None:
         result = await probe(f"https://{HOST}:{port}/hook", settings, resolve=to_loopback)
     assert result.phase == Phase.CONNECT
     assert not result.timed_out
-    assert f"127.0.0.1:{port}" in result.error
+    assert result.error == f"no connection: 127.0.0.1:{port}: Connection refused"
 
 
 @pytest.fixture
