@@ -105,18 +105,18 @@ async def probe(
 
 
 async def _probe(url: str, settings: ProbeSettings, resolve: Resolver, run: _Run) -> None:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError as exc:
-        raise _Failed(Phase.DNS, "the URL's port is not a number in range") from exc
+    except ValueError as exc:  # a bracketed host that is not an address, a port out of range
+        raise _Failed(Phase.DNS, "the URL's host or port does not parse") from exc
     if scheme not in ("http", "https") or not host:
         raise _Failed(Phase.DNS, "the URL is not http(s)://host/...")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if not _SENDABLE.fullmatch(target):
-        raise _Failed(Phase.REQUEST, "the URL's path or query holds a space or control character")
+        raise _Failed(Phase.REQUEST, "the URL's path or query holds a space, control or non-ASCII character")
 
     addresses = await _phase(run, Phase.DNS, _resolve(resolve, host, port))
     await _phase(run, Phase.ADDRESS, _check_addresses(host, addresses, settings.allow_private))

@@ -299,3 +299,24 @@ async def test_no_error_text_holds_the_urls_query_values(settings: ProbeSettings
         result = await probe(url, settings, resolve=to_loopback)
         assert result.phase is not None
         assert SECRET not in result.error
+
+
+@pytest.mark.parametrize(
+    ("url", "phase", "error"),
+    [
+        ("https://[::1/hook", Phase.DNS, "the URL's host or port does not parse"),
+        ("https://receiver.test:99999/hook", Phase.DNS, "the URL's host or port does not parse"),
+        ("ftp://receiver.test/hook", Phase.DNS, "the URL is not http(s)://host/..."),
+        ("https:///hook", Phase.DNS, "the URL is not http(s)://host/..."),
+        (
+            "https://receiver.test/ä",
+            Phase.REQUEST,
+            "the URL's path or query holds a space, control or non-ASCII character",
+        ),
+    ],
+)
+async def test_a_url_that_cannot_be_probed_is_a_failed_probe_not_an_exception(
+    settings: ProbeSettings, url: str, phase: Phase, error: str
+) -> None:
+    result = await probe(url, settings, resolve=to_loopback)
+    assert (result.phase, result.error) == (phase, error)

@@ -212,3 +212,15 @@ def test_expect_status_refuses_what_is_not_a_status(value: object, message: str)
 def test_expects_uses_every_range() -> None:
     settings = replace(ON, expect_status=(StatusRange(204, 204), StatusRange(300, 399)))
     assert [settings.expects(code) for code in (200, 204, 302, 404)] == [False, True, True, False]
+
+
+@given(
+    st.one_of(st.text(max_size=12), st.integers(), st.lists(st.one_of(st.text(max_size=8), st.integers())))
+)
+def test_expect_status_raises_nothing_but_value_error(value: object) -> None:
+    try:
+        ranges = parse_expect_status(value)
+    except ValueError:
+        return
+    assert ranges
+    assert all(100 <= r.low <= r.high <= 599 for r in ranges)
