@@ -6,45 +6,16 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import SplitResult, urlsplit
 
 from monitor import config
 from monitor.config import Policy, UnexpectedCommands
+from monitor.kinds import DRIFT_KINDS as DRIFT_KINDS
+from monitor.kinds import POLICY_KINDS as POLICY_KINDS
+from monitor.kinds import SEVERITY as SEVERITY
+from monitor.kinds import Kind as Kind
 from monitor.tencent.commands import canonical
 from monitor.tencent.model import CallbackConfig
-
-
-class Kind(StrEnum):
-    """What a finding is about; the declaration order is the order findings are listed in."""
-
-    CONFIG_MISSING = "config_missing"
-    CONFIG_PRESENT = "config_present"
-    URL_MISMATCH = "url_mismatch"
-    MISSING_COMMANDS = "missing_commands"
-    UNEXPECTED_COMMANDS = "unexpected_commands"
-    INSECURE_URL = "insecure_url"
-    HOST_NOT_ALLOWED = "host_not_allowed"
-
-
-DRIFT_KINDS: tuple[Kind, ...] = (
-    Kind.CONFIG_MISSING,
-    Kind.CONFIG_PRESENT,
-    Kind.URL_MISMATCH,
-    Kind.MISSING_COMMANDS,
-    Kind.UNEXPECTED_COMMANDS,
-)
-POLICY_KINDS: tuple[Kind, ...] = (Kind.INSECURE_URL, Kind.HOST_NOT_ALLOWED)
-
-SEVERITY: dict[Kind, str] = {
-    Kind.CONFIG_MISSING: "critical",
-    Kind.CONFIG_PRESENT: "critical",
-    Kind.URL_MISMATCH: "critical",
-    Kind.MISSING_COMMANDS: "warning",
-    Kind.UNEXPECTED_COMMANDS: "warning",
-    Kind.INSECURE_URL: "critical",
-    Kind.HOST_NOT_ALLOWED: "critical",
-}
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 

@@ -32,8 +32,8 @@ from monitor.config import (
     load_config_text,
     parse_duration,
 )
-from monitor.config.shapes import MAX_HINTS, did_you_mean
-from monitor.config.values import Values
+from monitor.config.problems import MAX_HINTS, Load, did_you_mean
+from monitor.config.secrets import secret_file_problem
 from monitor.errors import ConfigError, Problem
 from monitor.tencent.model import CallbackConfig
 
@@ -343,11 +343,11 @@ def test_a_secret_file_is_read_once_per_load(tmp_path: Path) -> None:
     """Ten thousand apps may share one key file: one load reads it once; the next load reads it again."""
     key = tmp_path / "key"
     key.write_text(FILE_KEY, encoding="utf-8")
-    checker = Values(tmp_path, {})  # white box: nothing outside shows how often a file is read
-    assert checker.secret_file_problem(str(key)) is None
+    load = Load(tmp_path, {})  # white box: nothing outside shows how often a file is read
+    assert secret_file_problem(load, str(key)) is None
     key.unlink()
-    assert checker.secret_file_problem(str(key)) is None
-    assert "No such file" in str(Values(tmp_path, {}).secret_file_problem(str(key)))
+    assert secret_file_problem(load, str(key)) is None
+    assert "No such file" in str(secret_file_problem(Load(tmp_path, {}), str(key)))
 
 
 def test_secrets_appear_in_no_message_and_no_repr(tmp_path: Path) -> None:

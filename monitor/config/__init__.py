@@ -1,13 +1,13 @@
 """The desired-state file: schema, loading, validation with precise error paths.
 
 The layers inside, lowest first: ``model`` (the frozen dataclasses the rest of the monitor reads),
-``yamltree`` (YAML text to values with line numbers), ``shapes`` and ``values`` (reading one value),
-``apps``, ``alerting`` and ``document`` (the sections), ``loader`` (the file, and the one ConfigError).
+``yamltree`` (YAML text to values with line numbers), ``problems`` (the one problems collector of a
+load), ``shapes``, ``values`` and ``secrets`` (reader functions, one value each), ``apps``, ``alerting``
+and ``document`` (the sections), ``loader`` (the file, and the one ConfigError).
 """
 
 from monitor.config.loader import MAX_FILE_BYTES, load_config, load_config_text
 from monitor.config.model import (
-    FINDING_KINDS,
     Alerting,
     AlertmanagerSink,
     AppConfig,
@@ -19,10 +19,11 @@ from monitor.config.model import (
     WebhookSink,
     host_allowed,
 )
+from monitor.config.secrets import MAX_SECRET_BYTES
 from monitor.config.shapes import parse_duration
 from monitor.config.values import (
+    FINDING_KINDS,
     MAX_INTERVAL,
-    MAX_SECRET_BYTES,
     MAX_TIMEOUT,
     MIN_INTERVAL,
     VENDOR_RATE,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
-from monitor.config.document import Checker
+from monitor.config.document import read_document
 from monitor.config.model import Config
-from monitor.config.yamltree import read_yaml
+from monitor.config.problems import Load, Problems
+from monitor.config.yamltree import escaped, read_yaml
 from monitor.errors import ConfigError, Problem
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
@@ -87,11 +89,23 @@ def _load(data: bytes, source: str, base_dir: Path, environ: Mapping[str, str] |
         line = data.count(b"\n", 0, exc.start) + 1
         message = f"is not UTF-8 text (invalid byte at offset {exc.start})"
         raise ConfigError(source, [Problem("", message, line)]) from None
-    root, problems = read_yaml(text, source)
-    checker = Checker(base_dir.absolute(), os.environ if environ is None else environ)
-    checker.problems.extend(problems)
-    config = checker.check(root, source, digest)
-    errors = [p for p in checker.problems if not p.warning]
+    try:
+        root, problems = read_yaml(text, source)
+    except ConfigError as exc:
+        raise ConfigError(source, _readable(exc.problems)) from None
+    load = Load(base_dir.absolute(), os.environ if environ is None else environ, Problems(problems))
+    config, found = read_document(load, root, source, digest)
+    found = _readable(found)
+    errors = [p for p in found if not p.warning]
     if errors or config is None:
-        raise ConfigError(source, errors, [p for p in checker.problems if p.warning])
+        raise ConfigError(source, errors, [p for p in found if p.warning])
+    if config.warnings:
+        config = replace(config, warnings=tuple(p for p in found if p.warning))
     return config
+
+
+def _readable(problems: Iterable[Problem]) -> list[Problem]:
+    """Each problem with the values its message quotes made printable: a control character or bidi
+    override from the file must not reach a terminal or a log raw. Most messages quote with ``repr``
+    already; this is the one place that makes sure of it."""
+    return [p if p.message.isprintable() else replace(p, message=escaped(p.message)) for p in problems]

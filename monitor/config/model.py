@@ -15,16 +15,6 @@ from types import MappingProxyType
 from monitor.errors import Problem
 from monitor.tencent.model import CallbackConfig
 
-FINDING_KINDS: tuple[str, ...] = (
-    "config_missing",
-    "config_present",
-    "url_mismatch",
-    "missing_commands",
-    "unexpected_commands",
-    "insecure_url",
-    "host_not_allowed",
-)
-
 
 class UnexpectedCommands(StrEnum):
     DRIFT = "drift"

@@ -243,7 +243,10 @@ class _TreeBuilder:
         message = f"cannot be read as a YAML {tag.removeprefix(_TAG)}"
         try:
             result = SafeConstructor.yaml_constructors[tag](self.constructor, ScalarNode(tag, value))
-        except (yaml.YAMLError, ValueError, OverflowError, TypeError):
+        # PyYAML's constructors trust that the resolver chose the tag: given one explicitly, a text they
+        # cannot read fails inside them (``!!int ''`` indexes an empty string, ``!!bool maybe`` looks up
+        # a missing word, ``!!timestamp x`` uses a failed match), so those errors mean "unreadable" too.
+        except (yaml.YAMLError, ValueError, ArithmeticError, TypeError, LookupError, AttributeError):
             result = UNREADABLE
         # Python refuses to print an integer of more than 4300 digits; no setting needs one anyway.
         if isinstance(result, int) and result.bit_length() > 128:
@@ -320,6 +323,14 @@ def printable(text: str, limit: int = 60) -> str:
     while size > limit - 3:  # cut between escapes, never inside one
         size -= len(pieces.pop())
     return "".join(pieces) + "..."
+
+
+def escaped(text: str) -> str:
+    """``text`` with every unprintable character (a control character, a bidi override) escaped as
+    ``repr`` does (``\\x1b``), and nothing else changed: a message quotes values from the file this way."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _unreadable_character(exc: yaml.reader.ReaderError, text: str) -> Problem:

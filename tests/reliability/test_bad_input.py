@@ -209,6 +209,31 @@ def test_a_key_with_a_terminal_escape_is_shown_escaped() -> None:
     assert readable_problems(caught.value) == []
 
 
+@pytest.mark.parametrize(
+    ("setting", "shown"),
+    [
+        ('secret_key_file: "\\x1f"', "secret file /keys/\\x1f:"),  # Hypothesis found this one
+        ('secret_key_file: "\\e]0;pwned\\a"', "secret file /keys/\\x1b]0;pwned\\x07:"),
+        ('secret_key_env: "KEY\\u202e"', "environment variable KEY\\u202e is not set"),
+        ('secret_key_env: "KEY\\x85"', "environment variable KEY\\x85 is not set"),
+        ('secret_key_env: "{\\x1b}"', "unknown placeholder {\\x1b}"),
+        ('policy: {allowed_hosts: ["hooks\\u2066"]}', "allowed_hosts (hooks\\u2066)"),
+    ],
+)
+def test_a_value_quoted_in_a_message_has_its_control_characters_escaped(setting: str, shown: str) -> None:
+    text = BASE + f"  - {{name: a, sdkappid: 1, {setting}}}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, environ=ENVIRON, base_dir=Path("/keys"))
+    assert readable_problems(caught.value) == []
+    assert shown in str(caught.value)
+
+
+def test_a_long_secret_file_name_is_clipped_in_its_message() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(BASE + APP.replace("}", ", secret_key_file: " + "k" * 5000 + "}"), environ=ENVIRON)
+    assert readable_problems(caught.value) == []
+
+
 @pytest.mark.parametrize("bomb", ["billion-laughs", "merge-key-bomb"])
 def test_a_yaml_bomb_costs_no_more_memory_than_a_small_file(bomb: str, nasty_dir: Path) -> None:
     """10**10 values if expanded; refused after a million, within the memory a tiny file takes."""
