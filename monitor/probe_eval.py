@@ -5,20 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
+from monitor.kinds import Kind
 from monitor.probe_model import CertProblem, Phase, ProbeResult, ProbeSettings
-
-
-class EndpointKind(StrEnum):
-    """The finding kinds of receiver probes, in the order they are listed."""
-
-    UNREACHABLE = "endpoint_unreachable"
-    CERT_INVALID = "endpoint_cert_invalid"
-    CERT_EXPIRING = "endpoint_cert_expiring"
-
-
-ENDPOINT_KINDS: tuple[str, ...] = tuple(k.value for k in EndpointKind)
 
 _CERT_WORDS = {
     CertProblem.EXPIRED: "expired",
@@ -33,7 +22,7 @@ class EndpointFinding:
     """One problem with a receiver: ``desired`` is the raw desired URL probed (redact it to show it),
     ``observed`` says what the probes saw, in words that never hold the URL."""
 
-    kind: EndpointKind
+    kind: Kind  # one of ENDPOINT_KINDS
     severity: str  # critical | warning
     desired: str
     observed: str
@@ -93,7 +82,7 @@ def evaluate(
     if latest.cert_problem is not None:
         found.append(
             EndpointFinding(
-                EndpointKind.CERT_INVALID,
+                Kind.ENDPOINT_CERT_INVALID,
                 "critical",
                 latest.url,
                 f"certificate {_CERT_WORDS[latest.cert_problem]}: {latest.error}",
@@ -107,7 +96,7 @@ def evaluate(
         observed = f"{latest.phase} failed: {latest.error} ({failures} {what} in a row)"
         found.append(
             EndpointFinding(
-                EndpointKind.UNREACHABLE,
+                Kind.ENDPOINT_UNREACHABLE,
                 "critical",
                 latest.url,
                 observed,
@@ -139,7 +128,7 @@ def _expiring(history: Sequence[ProbeResult], settings: ProbeSettings, now: floa
             else f"certificate chain expired {when}"
         )
         return EndpointFinding(
-            EndpointKind.CERT_EXPIRING,
+            Kind.ENDPOINT_CERT_EXPIRING,
             severity,
             result.url,
             observed,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.probe_eval import EndpointFinding, EndpointKind, EndpointState, evaluate
+from monitor.kinds import ENDPOINT_KINDS
+from monitor.probe_eval import EndpointFinding, EndpointState, evaluate
 from monitor.probe_model import ProbeResult, ProbeSettings
 from monitor.state import DRIFT_DETECTED, DRIFT_RESOLVED, AlertEvent, AppIdentity, fingerprint
 
@@ -44,7 +45,7 @@ def _events(
     old = {f.kind: f for f in before}
     new = {f.kind: f for f in after}
     events: list[AlertEvent] = []
-    for kind in EndpointKind:
+    for kind in ENDPOINT_KINDS:
         was, now_found = old.get(kind), new.get(kind)
         if now_found is not None and was is None:
             events.append(_event(identity, DRIFT_DETECTED, now_found, now))

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor.kinds import Kind
 from monitor.probe_address import forbidden_reason
-from monitor.probe_eval import EndpointKind, consecutive_failures, evaluate
+from monitor.probe_eval import consecutive_failures, evaluate
 from monitor.probe_model import (
     CertProblem,
     Phase,
@@ -57,7 +58,7 @@ def test_unreachable_only_after_failures_before_alert_probes_in_a_row() -> None:
 def test_the_unreachable_finding_names_the_failing_phase_and_the_count() -> None:
     history = [down(), down(Phase.DNS, "x.invalid does not resolve"), down(Phase.STATUS, "answered 503")]
     (finding,) = evaluate(history, ON, NOW)
-    assert finding.kind == EndpointKind.UNREACHABLE
+    assert finding.kind == Kind.ENDPOINT_UNREACHABLE
     assert finding.severity == "critical"
     assert finding.phase == Phase.STATUS
     assert finding.failures == 3
@@ -102,7 +103,7 @@ def test_expiry_is_a_warning_within_cert_warning_and_critical_within_cert_critic
     findings = evaluate([up(NOW + days_left * DAY)], ON, NOW)
     assert [f.severity for f in findings] == ([expected] if expected else [])
     if expected:
-        assert findings[0].kind == EndpointKind.CERT_EXPIRING
+        assert findings[0].kind == Kind.ENDPOINT_CERT_EXPIRING
         assert findings[0].cert_not_after == NOW + days_left * DAY
 
 
