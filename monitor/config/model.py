@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from monitor.errors import Problem
+from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
 
 
@@ -80,6 +81,7 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
+    probe: ProbeSettings = field(default_factory=ProbeSettings)  # receiver probes, off unless enabled
 
 
 @dataclass(frozen=True)

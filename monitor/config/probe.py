@@ -1,0 +1,199 @@
+"""The ``probe:`` section (defaults or app): each key read, then an app's merged over the defaults."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from monitor.config import values
+from monitor.config.problems import BAD, At, Bad, Load, Slot
+from monitor.config.shapes import boolean, keys, mapping, opt, parse_duration, string
+from monitor.config.yamltree import Map, clip
+from monitor.probe_model import METHODS, ProbeSettings, StatusRange, parse_expect_status
+
+PROBE_KEYS = (
+    "enabled",
+    "interval",
+    "timeout",
+    "method",
+    "expect_status",
+    "failures_before_alert",
+    "cert_warning",
+    "cert_critical",
+    "allow_private",
+    "ca_file",
+)
+MAX_CERT_WINDOW = 3650 * 86400.0  # cert_warning and cert_critical: ten years at most
+_DAYS = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+))d(.*)")
+_DEFAULT = ProbeSettings()
+
+
+@dataclass(slots=True)
+class ProbeLayer:
+    """What one place's ``probe:`` sets; an app falls back to the defaults' key by key."""
+
+    enabled: Slot[bool] = None
+    interval: Slot[float] = None
+    timeout: Slot[float] = None
+    method: Slot[str] = None
+    expect_status: Slot[tuple[StatusRange, ...]] = None
+    failures_before_alert: Slot[int] = None
+    cert_warning: Slot[float] = None
+    cert_critical: Slot[float] = None
+    allow_private: Slot[bool] = None
+    ca_file: Slot[Path | None] = None  # At(None): null, the system CAs
+
+
+def bad_probe_layer() -> ProbeLayer:
+    layer = ProbeLayer()
+    for name in ProbeLayer.__slots__:
+        setattr(layer, name, BAD)
+    return layer
+
+
+def read_probe(load: Load, m: Map, place: str) -> ProbeLayer:
+    """The ``probe`` key of ``m`` (the defaults or one app), empty when absent."""
+    if "probe" not in m:
+        return ProbeLayer()
+    path = f"{place}.probe"
+    section = mapping(load, m["probe"], path, m.key_lines["probe"])
+    if section is None:
+        return bad_probe_layer()
+    keys(load, section, path, PROBE_KEYS)
+    return ProbeLayer(
+        enabled=opt(load, section, path, "enabled", boolean),
+        interval=opt(load, section, path, "interval", values.interval),
+        timeout=opt(load, section, path, "timeout", values.timeout),
+        method=opt(load, section, path, "method", method),
+        expect_status=opt(load, section, path, "expect_status", expect_status),
+        failures_before_alert=opt(load, section, path, "failures_before_alert", values.consecutive),
+        cert_warning=opt(load, section, path, "cert_warning", days),
+        cert_critical=opt(load, section, path, "cert_critical", days),
+        allow_private=opt(load, section, path, "allow_private", boolean),
+        ca_file=opt(load, section, path, "ca_file", ca_file),
+    )
+
+
+def resolve_probe(
+    load: Load, defaults: ProbeLayer, own: ProbeLayer, place: str, label: str
+) -> ProbeSettings | Literal[Bad.BAD]:
+    """The app's probe settings over the defaults, or BAD when a value is wrong (already reported)."""
+    slots = {name: _pick(getattr(own, name), getattr(defaults, name)) for name in ProbeLayer.__slots__}
+    chosen: dict[str, object] = {}
+    for name, slot in slots.items():
+        if slot is BAD:
+            return BAD
+        chosen[name] = getattr(_DEFAULT, name) if slot is None else slot.value
+    settings = ProbeSettings(**chosen)  # type: ignore[arg-type]
+    ok = True
+    if settings.cert_critical > settings.cert_warning:
+        at = _first_at(slots["cert_critical"], slots["cert_warning"])
+        message = (
+            f"cert_critical ({_days(settings.cert_critical)}) is longer than cert_warning "
+            f"({_days(settings.cert_warning)}): a certificate would be critical before it is a warning"
+        )
+        load.problems.for_app(
+            at.path if at else f"{place}.probe", at.line if at else None, message, place, label
+        )
+        ok = False
+    if settings.timeout >= settings.interval:
+        at = _first_at(slots["timeout"], slots["interval"])
+        message = (
+            f"the probe timeout ({settings.timeout:g}s) is not shorter than its interval "
+            f"({settings.interval:g}s)"
+        )
+        load.problems.for_app(
+            at.path if at else f"{place}.probe", at.line if at else None, message, place, label
+        )
+        ok = False
+    return settings if ok else BAD
+
+
+def method(load: Load, value: object, path: str, line: int | None) -> str | Literal[Bad.BAD]:
+    text = string(load, value, path, line)
+    if text is BAD:
+        return BAD
+    if text.upper() not in METHODS:
+        message = f"must be one of {', '.join(METHODS)} (a probe never sends a body), got {clip(text)!r}"
+        load.problems.error(path, message, line)
+        return BAD
+    return text.upper()
+
+
+def expect_status(
+    load: Load, value: object, path: str, line: int | None
+) -> tuple[StatusRange, ...] | Literal[Bad.BAD]:
+    try:
+        return parse_expect_status(value)
+    except ValueError as exc:
+        load.problems.error(path, str(exc), line)
+        return BAD
+
+
+def days(load: Load, value: object, path: str, line: int | None) -> float | Literal[Bad.BAD]:
+    """A duration that may also count days: "14d", "3d12h", as well as "36h" or seconds."""
+    try:
+        seconds = _parse_days(value)
+    except ValueError as exc:
+        # the shared message lists the units it knows; here days are known too
+        load.problems.error(path, str(exc).replace("1h30m", "14d, 1h30m"), line)
+        return BAD
+    if not 0 < seconds <= MAX_CERT_WINDOW:
+        message = f"must be longer than 0s and at most 3650d, got {clip(str(value))!r}"
+        load.problems.error(path, message, line)
+        return BAD
+    return seconds
+
+
+def _parse_days(value: object) -> float:
+    if isinstance(value, str) and (m := _DAYS.fullmatch(value.strip())):
+        rest = m[2].strip()
+        return float(m[1]) * 86400.0 + (parse_duration(rest) if rest else 0.0)
+    return parse_duration(value)
+
+
+def ca_file(load: Load, value: object, path: str, line: int | None) -> Path | Literal[Bad.BAD] | None:
+    """A PEM bundle that can be read and holds at least one certificate; null for the system CAs."""
+    if value is None:
+        return None
+    text = string(load, value, path, line)
+    if text is BAD:
+        return BAD
+    file = Path(text)
+    if not file.is_absolute():
+        file = load.base_dir / file
+    try:
+        context = ssl.create_default_context(cafile=str(file))
+    except ssl.SSLError:  # before OSError, which it is a kind of
+        load.problems.error(path, f"{clip(str(file), 200)!r} is not a PEM bundle of CA certificates", line)
+        return BAD
+    except OSError as exc:
+        load.problems.error(path, f"cannot read {clip(str(file), 200)!r}: {exc.strerror or exc}", line)
+        return BAD
+    if not context.get_ca_certs():
+        load.problems.error(path, f"{clip(str(file), 200)!r} holds no CA certificate", line)
+        return BAD
+    return file
+
+
+def _report(load: Load, at: At[object] | None, message: str, place: str, label: str) -> None:
+    path, line = (at.path, at.line) if at is not None else (f"{place}.probe", None)
+    load.problems.for_app(path, line, message, place, label)
+
+
+def _pick(own: Slot[object], inherited: Slot[object]) -> Slot[object]:
+    return own if own is not None else inherited
+
+
+def _first_at(*slots: Slot[object]) -> At[object] | None:
+    for slot in slots:
+        if isinstance(slot, At):
+            return slot
+    return None
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d" if seconds % 3600 == 0 else f"{seconds:g}s"
