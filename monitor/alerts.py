@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from monitor.drift import Finding, Kind
+from monitor.output import error_dict, iso
 from monitor.redact import redact_text, redact_url
-from monitor.report import error_dict, iso
 from monitor.state import CHECK_SEVERITY, AlertEvent, AppState
 
 log = structlog.get_logger("monitor.alerts")

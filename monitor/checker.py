@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import errno
+import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,11 +14,14 @@ import structlog
 from monitor import logs
 from monitor.config import AppConfig
 from monitor.drift import compare
-from monitor.errors import SecretUnavailable, TencentError
-from monitor.state import CheckError, Outcome
+from monitor.errors import INTERNAL, CheckError, ResourceExhausted, SecretUnavailable, TencentError
+from monitor.filestat import Signature, file_signature
+from monitor.state import Outcome
 from monitor.tencent.client import RoomConfigClient, Target
 
 log = structlog.get_logger("monitor.checker")
+
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def run_timeout(app: AppConfig) -> float:
@@ -40,31 +44,50 @@ class Checker:
         self._environ = environ
         # secret file -> (what os.stat says of it, the key read then). A stat per check notices a
         # rotated file (Kubernetes swaps a symlink: a new inode) at a fraction of a read's cost.
-        self._keys: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+        self._keys: dict[Path, tuple[Signature, str]] = {}
 
     def _read_key(self, app: AppConfig) -> str:
         path = app.secret.file
         if path is None:
             return app.secret.read(self._environ)
-        st = os.stat(path)
-        signature = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+        signature = file_signature(path)
         cached = self._keys.get(path)
-        if cached is not None and cached[0] == signature:
+        if signature is not None and cached is not None and cached[0] == signature:
             return cached[1]
         key = app.secret.read(self._environ)
-        self._keys[path] = (signature, key)
+        if signature is not None:
+            self._keys[path] = (signature, key)
         return key
 
-    def target(self, app: AppConfig) -> Target:
-        """The client's view of ``app``, with its key as it is now (so a rotated secret is picked up)."""
+    def _key(self, app: AppConfig) -> str:
+        """The key, or SecretUnavailable / ResourceExhausted saying why not (never the key itself)."""
+        where = app.secret.describe()
         try:
             key = self._read_key(app)
-        except (OSError, KeyError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            if exc.errno in OUT_OF_DESCRIPTORS:
+                name = errno.errorcode[exc.errno]
+                raise ResourceExhausted(
+                    f"out of file descriptors ({name}) reading the secret key from {where}"
+                ) from None
             raise SecretUnavailable(
-                f"cannot read the secret key from {app.secret.describe()} ({type(exc).__name__})"
+                f"cannot read the secret key from {where} ({type(exc).__name__})"
+            ) from None
+        except (KeyError, UnicodeDecodeError) as exc:
+            raise SecretUnavailable(
+                f"cannot read the secret key from {where} ({type(exc).__name__})"
             ) from None
         if not key:
-            raise SecretUnavailable(f"the secret key in {app.secret.describe()} is empty")
+            raise SecretUnavailable(f"the secret key in {where} is empty")
+        return key
+
+    async def target(self, app: AppConfig) -> Target:
+        """The client's view of ``app``, with its key as it is now (so a rotated secret is picked up).
+
+        The key is read in a worker thread: a file read may block (a slow or odd file system), and
+        the event loop must keep running checks and answering probes meanwhile.
+        """
+        key = await asyncio.to_thread(self._key, app)
         logs.register_secret(key)
         return Target(
             sdkappid=app.sdkappid,
@@ -76,38 +99,77 @@ class Checker:
         )
 
     async def check(self, app: AppConfig) -> Outcome:
+        """Read the key, then ``read`` the app; logs one line of how the check ended.
+
+        Whatever goes wrong becomes a failed check: an exception nobody planned for (a bug, a
+        MemoryError) is one with reason "internal", so that no app is ever left unchecked.
+        """
         started = self._clock()
+        limit = run_timeout(app)
         try:
-            target = self.target(app)
-            async with asyncio.timeout(run_timeout(app)):
-                observed = await self._client.get_callback(target)
-        except SecretUnavailable as exc:
-            error = CheckError(reason="auth", message=str(exc))
-        except TencentError as exc:
-            error = CheckError(reason=exc.reason, message=str(exc), code=exc.code, request_id=exc.request_id)
+            async with asyncio.timeout(limit):
+                target = await self.target(app)
+            outcome = await self.read(app, target, started=started)
+        except (SecretUnavailable, ResourceExhausted) as exc:
+            outcome = Outcome(started=started, finished=self._clock(), error=CheckError.of(exc))
         except TimeoutError:
-            error = CheckError(reason="timeout", message=f"the check took longer than {run_timeout(app):g}s")
+            error = CheckError("timeout", f"reading the secret key took longer than {limit:g}s")
+            outcome = Outcome(started=started, finished=self._clock(), error=error)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail one check, never freeze the app
+            error = CheckError.unexpected(exc, "inside the check")
+            outcome = Outcome(started=started, finished=self._clock(), error=error)
+        _log(app, outcome)
+        return outcome
+
+    async def read(
+        self, app: AppConfig, target: Target, *, started: float | None = None, what: str = "the check"
+    ) -> Outcome:
+        """Fetch the live config with ``target`` and compare it with the desired one (no log line).
+
+        The one path from the vendor's answer to a verdict or a CheckError: checks, and the re-read and
+        read-back of a write, all come here. ``what`` names the read in a timeout's message.
+        """
+        if started is None:
+            started = self._clock()
+        limit = run_timeout(app)
+        try:
+            async with asyncio.timeout(limit):
+                observed = await self._client.get_callback(target)
+        except TencentError as exc:
+            error = CheckError.of(exc)
+        except TimeoutError:
+            error = CheckError(reason="timeout", message=f"{what} took longer than {limit:g}s")
         else:
             verdict = compare(app.callback, observed, app.policy, app.ignore)
-            finished = self._clock()
-            log.debug(
-                "check",
-                app=app.name,
-                sdkappid=app.sdkappid,
-                result="in_sync" if verdict.in_sync else "drift",
-                findings=[f.kind.value for f in verdict.counted],
-                seconds=round(finished - started, 3),
-            )
-            return Outcome(started=started, finished=finished, verdict=verdict)
-        finished = self._clock()
-        log.info(
-            "check_error",
+            return Outcome(started=started, finished=self._clock(), verdict=verdict)
+        return Outcome(started=started, finished=self._clock(), error=error)
+
+
+def _log(app: AppConfig, outcome: Outcome) -> None:
+    """The one summary line of a check: debug when it reached a verdict, else the error's reason."""
+    seconds = round(outcome.finished - outcome.started, 3)
+    if outcome.verdict is not None:
+        log.debug(
+            "check",
             app=app.name,
             sdkappid=app.sdkappid,
-            reason=error.reason,
-            code=error.code,
-            request_id=error.request_id,
-            message=error.message,
-            seconds=round(finished - started, 3),
+            result="in_sync" if outcome.verdict.in_sync else "drift",
+            findings=[f.kind.value for f in outcome.verdict.counted],
+            seconds=seconds,
         )
-        return Outcome(started=started, finished=finished, error=error)
+        return
+    error = outcome.error
+    assert error is not None  # an Outcome holds one of the two
+    # An internal error is the monitor's own fault: it is logged as an error, once per check.
+    level = logging.ERROR if error.reason == INTERNAL else logging.INFO
+    log.log(
+        level,
+        "check_error",
+        app=app.name,
+        sdkappid=app.sdkappid,
+        reason=error.reason,
+        code=error.code,
+        request_id=error.request_id,
+        message=error.message,
+        seconds=seconds,
+    )

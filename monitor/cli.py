@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor import __version__, logs
 from monitor.config import AppConfig, Config, load_config
-from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.errors import CheckError, ConfigError, MonitorError, Problem
 from monitor.report import AppResult, exit_code, export_yaml, render_text, to_json
 from monitor.settings import DEFAULT_LISTEN, Shard, env_name, parse_listen, parse_switch, tls_context
-from monitor.state import CheckError
 from monitor.tencent.model import CallbackConfig
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a command talks to Tencent
@@ -510,7 +509,7 @@ async def _execute(config: Config, todo: dict[str, Plan], ca_bundle: Path | None
         async def work(app: AppConfig) -> Result:
             planned = todo[app.name]
             try:
-                target = checker.target(app)
+                target = await checker.target(app)
             except MonitorError as exc:
                 return Result(planned, Effect.FAILED, planned.action, message=f"nothing written: {exc}")
             # The person confirmed this plan: if the live config moved since, write nothing.

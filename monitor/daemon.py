@@ -20,6 +20,7 @@ from monitor.alerts import LogSink
 from monitor.checker import Checker
 from monitor.config import AppConfig, Config, load_config
 from monitor.errors import ConfigError, MonitorError
+from monitor.filestat import file_signature
 from monitor.metrics import Metrics
 from monitor.remediate import Executor, Remediator
 from monitor.scheduler import RateLimiter, Scheduler, in_shard
@@ -44,15 +45,6 @@ def identity_of(app: AppConfig) -> AppIdentity:
         desired=app.callback,
         error_threshold=app.error_threshold,
     )
-
-
-def file_signature(path: os.PathLike[str] | str) -> tuple[int, int, int, int] | None:
-    """What changes when a file's content is replaced, by a write or by a symlink swap (Kubernetes)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
 
 class Daemon:

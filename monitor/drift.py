@@ -169,6 +169,13 @@ def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
     return config.host_allowed(parts.hostname, allowed_hosts)
 
 
+def same_config(a: CallbackConfig | None, b: CallbackConfig | None) -> bool:
+    """The same URL, exactly, and the same commands in any order or alias spelling (None only equals None)."""
+    if a is None or b is None:
+        return a is b
+    return a.url == b.url and a.command_set == b.command_set
+
+
 def config_fingerprint(observed: CallbackConfig | None) -> int:
     """A stable number for the live config, 0 for none; below 2**48, so a float64 gauge holds it exactly.
 

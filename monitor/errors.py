@@ -4,6 +4,7 @@
     ├── ConfigError              the desired-state file is invalid (every problem, each with its place)
     ├── UserSigError             a UserSig failed verification (the simulator's view of a bad sig)
     ├── SecretUnavailable        an app's secret key cannot be read at check time (reason "auth")
+    ├── ResourceExhausted        the process is out of file descriptors (reason "resource_exhausted")
     └── TencentError             a room_config call reached no usable answer
         ├── TransientError       worth retrying inside one check
         │   ├── RequestTimeout       reason "timeout"
@@ -16,6 +17,10 @@
         ├── PermissionDenied     reason "permission"       (60010, 60016, 60017, 60020, 60021)
         ├── AppInvalid           reason "app_invalid"      (60006, 70016, 70020: unknown app or wrong region)
         └── BadRequest           reason "bad_request"      (60002, 60003, 100002, 100300)
+
+``CheckError`` is the record a failed check keeps of its error: what reports, pages and alerts show.
+An exception outside this tree that escapes a check's code (a bug, MemoryError) is recorded with
+reason "internal" and its type only, so that the app stays checked.
 
 Messages never contain a secret key, a UserSig or a callback URL's query values: the client builds
 them from redacted parts only, and ``TencentError`` keeps the vendor's ``ErrorCode``, ``ErrorInfo`` and
@@ -31,6 +36,8 @@ from typing import ClassVar
 
 class MonitorError(Exception):
     """Base of every error callback-monitor raises on purpose."""
+
+    reason: ClassVar[str] = "internal"  # what a check that fails with it reports
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,14 @@ class UserSigError(MonitorError):
 
 class SecretUnavailable(MonitorError):
     """The secret key could not be read at check time; the message names the file or variable only."""
+
+    reason: ClassVar[str] = "auth"
+
+
+class ResourceExhausted(MonitorError):
+    """The process ran out of file descriptors during a check: the monitor's trouble, not the app's."""
+
+    reason: ClassVar[str] = "resource_exhausted"
 
 
 class TencentError(MonitorError):
@@ -188,6 +203,31 @@ class BadRequest(TencentError):
     reason = "bad_request"
 
 
+@dataclass(frozen=True)
+class CheckError:
+    """Why a check reached no verdict: the error reason, a redacted message and the vendor's ids."""
+
+    reason: str
+    message: str
+    code: int | None = None
+    request_id: str = ""
+
+    @classmethod
+    def of(cls, exc: MonitorError) -> CheckError:
+        """The record of ``exc``: a vendor error keeps its ErrorCode and RequestId."""
+        if isinstance(exc, TencentError):
+            return cls(exc.reason, str(exc), exc.code, exc.request_id)
+        return cls(exc.reason, str(exc))
+
+    @classmethod
+    def unexpected(cls, exc: BaseException, where: str) -> CheckError:
+        """The record of an exception nobody planned for: its type only (its text may hold anything)."""
+        return cls(INTERNAL, f"unexpected {type(exc).__name__} {where}")
+
+
+INTERNAL = "internal"
+
+
 REASONS: tuple[str, ...] = (
     "timeout",
     "network",
@@ -199,4 +239,6 @@ REASONS: tuple[str, ...] = (
     "permission",
     "app_invalid",
     "bad_request",
+    "resource_exhausted",
+    "internal",
 )

@@ -120,7 +120,8 @@ FAMILIES: tuple[_Family, ...] = (
         PREFIX + "check_failures_total",
         "counter",
         "Checks of this app that reached no verdict, by error reason (timeout, network, http_status, "
-        "invalid_response, server_error, rate_limited, auth, permission, app_invalid, bad_request).",
+        "invalid_response, server_error, rate_limited, auth, permission, app_invalid, bad_request, "
+        "resource_exhausted, internal).",
         "reason",
         REASONS,
     ),

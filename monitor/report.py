@@ -1,5 +1,8 @@
 """The one-shot commands' output: the check report (text and JSON) and the export YAML.
 
+The dictionaries of callbacks, findings and errors are the shared ones of ``monitor.output``, so that
+the report, the status page and the alerts spell them alike.
+
 The JSON report is a public format (CI jobs parse it); its shape is documented in the README and
 versioned by its ``version`` field.
 """
@@ -8,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from monitor.config import AppConfig
 from monitor.drift import SEVERITY, Finding
+from monitor.output import callback_dict, error_dict, finding_dict, iso, url_or_none
 from monitor.redact import redact_url
-from monitor.state import CheckError, Outcome
+from monitor.state import Outcome
 from monitor.tencent.model import CallbackConfig
 
 REPORT_VERSION = 1
@@ -43,46 +46,6 @@ def exit_code(results: Sequence[AppResult]) -> int:
     if "error" in kinds:
         return EXIT_ERROR
     return EXIT_DRIFT if "drift" in kinds else EXIT_OK
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def url_or_none(url: str | None) -> str | None:
-    return None if url is None else redact_url(url)
-
-
-def callback_dict(config: CallbackConfig | None) -> dict[str, Any] | None:
-    if config is None:
-        return None
-    return {"url": redact_url(config.url), "commands": list(config.commands)}
-
-
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    return {
-        "kind": finding.kind.value,
-        "severity": SEVERITY[finding.kind],
-        "policy": finding.policy,
-        "ignored": finding.ignored,
-        "desired": url_or_none(finding.desired),
-        "observed": url_or_none(finding.observed),
-        "missing": list(finding.missing),
-        "unexpected": list(finding.unexpected),
-    }
-
-
-def error_dict(error: CheckError | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    return {
-        "reason": error.reason,
-        "message": error.message,
-        "code": error.code,
-        "request_id": error.request_id or None,
-    }
 
 
 def to_json(results: Sequence[AppResult], *, source: str, generated: float) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-from monitor.drift import SEVERITY, Finding, Kind, Verdict
+from monitor.drift import SEVERITY, Finding, Kind, Verdict, same_config
+from monitor.errors import CheckError
 from monitor.tencent.commands import canonical_set
 from monitor.tencent.model import CallbackConfig
 
@@ -40,24 +41,6 @@ class AppIdentity:
     labels: Mapping[str, str]
     desired: CallbackConfig | None
     error_threshold: int = 3
-
-
-@dataclass(frozen=True)
-class CheckError:
-    """Why a check reached no verdict: the error reason, a redacted message and the vendor's ids."""
-
-    reason: str
-    message: str
-    code: int | None = None
-    request_id: str = ""
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "reason": self.reason,
-            "message": self.message,
-            "code": self.code,
-            "request_id": self.request_id,
-        }
 
 
 @dataclass(frozen=True)
@@ -102,26 +85,6 @@ class AlertEvent:
     changed: bool = False
     error: CheckError | None = None
     action: str | None = None  # remediation_* events: the call made (set_callback, update_callback, ...)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready; URLs are raw here, the sinks redact them."""
-        return {
-            "event": self.event,
-            "severity": self.severity,
-            "app": self.app,
-            "sdkappid": self.sdkappid,
-            "kind": self.kind,
-            "desired": self.desired,
-            "observed": self.observed,
-            "missing": list(self.missing),
-            "unexpected": list(self.unexpected),
-            "labels": dict(self.labels),
-            "fingerprint": self.fingerprint,
-            "timestamp": self.timestamp,
-            "changed": self.changed,
-            "error": self.error.to_dict() if self.error is not None else None,
-            **({"action": self.action} if self.action is not None else {}),
-        }
 
 
 def _no_failures() -> Mapping[str, int]:
@@ -197,7 +160,7 @@ def transition(prev: AppState, outcome: Outcome, now: float) -> tuple[AppState, 
     events.extend(_drift_events(prev, verdict, now))
 
     history = prev.history
-    if prev.verdict is not None and not _same_config(prev.verdict.observed, verdict.observed):
+    if prev.verdict is not None and not same_config(prev.verdict.observed, verdict.observed):
         change = ConfigChange(at=outcome.finished, before=prev.verdict.observed, after=verdict.observed)
         history = (*history, change)[-HISTORY_LIMIT:]
 
@@ -241,13 +204,6 @@ def _observed_value(finding: Finding) -> object:
     if finding.kind == Kind.UNEXPECTED_COMMANDS:
         return canonical_set(finding.unexpected)
     return finding.observed
-
-
-def _same_config(a: CallbackConfig | None, b: CallbackConfig | None) -> bool:
-    """Equal URL and command set: a reordered or re-spelled command list is not a change."""
-    if a is None or b is None:
-        return a is b
-    return a.url == b.url and a.command_set == b.command_set
 
 
 def _drift_event(

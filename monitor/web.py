@@ -30,8 +30,8 @@ from aiohttp.web_log import AccessLogger as _AiohttpAccessLogger
 
 from monitor.drift import Finding, Kind
 from monitor.metrics import Metrics
+from monitor.output import callback_dict, error_dict, finding_dict, iso
 from monitor.redact import redact_text, redact_url
-from monitor.report import callback_dict, error_dict, finding_dict, iso
 from monitor.state import AppState, Status
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig

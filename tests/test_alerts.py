@@ -38,11 +38,12 @@ from monitor.alerts import (
 )
 from monitor.config import Alerting, AlertmanagerSink, Policy, SecretRef, WebhookSink
 from monitor.drift import compare
+from monitor.errors import CheckError
 from monitor.metrics import Metrics
-from monitor.report import iso
+from monitor.output import iso
 from monitor.simulator import SAMPLE_DESIRED, Simulator
 from monitor.sinks import AlertmanagerDelivery, AlertSinks, WebhookDelivery
-from monitor.state import AlertEvent, AppIdentity, AppState, CheckError, Outcome, fingerprint, transition
+from monitor.state import AlertEvent, AppIdentity, AppState, Outcome, fingerprint, transition
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
 from tests.serve_helpers import IN_SYNC, config_dict, metric, running, write_keys

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import replace
 
@@ -13,13 +12,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from monitor.config import Policy
 from monitor.drift import SEVERITY, Kind, Verdict, compare
-from monitor.errors import REASONS
+from monitor.errors import REASONS, CheckError
 from monitor.state import (
     HISTORY_LIMIT,
     AlertEvent,
     AppIdentity,
     AppState,
-    CheckError,
     ConfigChange,
     Outcome,
     Status,
@@ -107,23 +105,22 @@ def test_a_first_verdict_detects_each_counted_finding_once() -> None:
 
 def test_a_drift_event_carries_everything_an_alert_needs() -> None:
     _, (event,) = run(START, ok(MISMATCH, 10))
-    assert event.to_dict() == {
-        "event": "drift_detected",
-        "severity": "critical",
-        "app": "prod-sg",
-        "sdkappid": 1400000001,
-        "kind": "url_mismatch",
-        "desired": URL,
-        "observed": OTHER,
-        "missing": [],
-        "unexpected": [],
-        "labels": {"team": "rtc"},
-        "fingerprint": fingerprint("prod-sg", "url_mismatch"),
-        "timestamp": 10.1,
-        "changed": False,
-        "error": None,
-    }
-    json.dumps(event.to_dict())
+    assert event == AlertEvent(
+        event="drift_detected",
+        severity="critical",
+        app="prod-sg",
+        sdkappid=1400000001,
+        kind="url_mismatch",
+        desired=URL,
+        observed=OTHER,
+        missing=(),
+        unexpected=(),
+        labels={"team": "rtc"},
+        fingerprint=fingerprint("prod-sg", "url_mismatch"),
+        timestamp=10.1,
+        changed=False,
+        error=None,
+    )
 
 
 def test_reapplying_the_same_verdict_emits_nothing() -> None:

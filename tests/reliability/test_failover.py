@@ -153,7 +153,7 @@ async def test_a_primary_host_that_refuses_connections_fails_over_to_the_backup_
 
             # Both hosts down: one network error, whose every rendering is kept for the leak search.
             both_dead = RoomConfigClient(session, retry=RetryPolicy(attempts=2, base_delay=0.01))
-            target = Checker(both_dead).target(dataclasses.replace(apps[0], backup_endpoint=dead))
+            target = await Checker(both_dead).target(dataclasses.replace(apps[0], backup_endpoint=dead))
             error = await _error_of(both_dead, target)
 
     checks = CHECKS_PER_APP * len(apps)

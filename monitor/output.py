@@ -1,0 +1,76 @@
+"""Shared output: the JSON-ready dictionaries of times, callbacks, findings and errors, one spelling for all.
+
+The check report, the status page and the alerts all print these; URLs are redacted here, once. The
+module sits below the pure core, so a finding is typed by its shape (``drift.Finding`` has it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from monitor.errors import CheckError
+from monitor.redact import redact_url
+from monitor.tencent.model import CallbackConfig
+
+
+class FindingLike(Protocol):
+    """What output shows of a finding: ``drift.Finding`` has exactly these fields."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def policy(self) -> bool: ...
+    @property
+    def ignored(self) -> bool: ...
+    @property
+    def desired(self) -> str | None: ...
+    @property
+    def observed(self) -> str | None: ...
+    @property
+    def missing(self) -> tuple[str, ...]: ...
+    @property
+    def unexpected(self) -> tuple[str, ...]: ...
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch time as UTC ISO 8601 with milliseconds and a ``Z``; None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def url_or_none(url: str | None) -> str | None:
+    return None if url is None else redact_url(url)
+
+
+def callback_dict(config: CallbackConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return {"url": redact_url(config.url), "commands": list(config.commands)}
+
+
+def finding_dict(finding: FindingLike) -> dict[str, Any]:
+    return {
+        "kind": str(finding.kind),
+        "severity": finding.severity,
+        "policy": finding.policy,
+        "ignored": finding.ignored,
+        "desired": url_or_none(finding.desired),
+        "observed": url_or_none(finding.observed),
+        "missing": list(finding.missing),
+        "unexpected": list(finding.unexpected),
+    }
+
+
+def error_dict(error: CheckError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "reason": error.reason,
+        "message": error.message,
+        "code": error.code,
+        "request_id": error.request_id or None,
+    }
