@@ -32,6 +32,19 @@ class EndpointFinding:
     cert_not_after: float | None = None  # endpoint_cert_expiring
     ignored: bool = False
 
+    # The rest of a finding's shape (monitor.output.FindingLike): nothing about commands or policy.
+    @property
+    def policy(self) -> bool:
+        return False
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def unexpected(self) -> tuple[str, ...]:
+        return ()
+
 
 @dataclass(frozen=True)
 class EndpointState:
