@@ -42,6 +42,15 @@ TMP = "/tmp"  # noqa: S108 - the writable mount of a read-only container, not a 
 
 # The design's metrics, as the metrics tests pin them (counters under their exposed _total name).
 DESIGN_METRICS = frozenset(name + "_total" if kind == "counter" else name for name, kind in DESIGN.items())
+# Receiver probes' families (apps with probe.enabled), as the design names them.
+DESIGN_METRICS |= {
+    "callback_monitor_endpoint_up",
+    "callback_monitor_endpoint_cert_expiry_timestamp_seconds",
+    "callback_monitor_endpoint_probe_duration_seconds",
+    "callback_monitor_endpoint_http_status",
+    "callback_monitor_endpoint_probes_total",
+    "callback_monitor_endpoint_probe_failures_total",
+}
 HISTOGRAMS = frozenset(name for name, kind in DESIGN.items() if kind == "histogram")
 KNOWN_LABELS = frozenset(
     [
@@ -50,6 +59,7 @@ KNOWN_LABELS = frozenset(
         "kind",
         "policy",
         "reason",
+        "phase",
         "action",
         "code",
         "le",
@@ -280,6 +290,9 @@ def test_dashboard_shows_every_view_the_issue_asks_for() -> None:
         "api_requests_total",  # error codes
         "last_success_timestamp_seconds",  # time since last verdict
         "config_last_reload_successful",  # reload status
+        "endpoint_up",  # receiver probes
+        "endpoint_cert_expiry_timestamp_seconds",
+        "endpoint_probe_failures_total",
     ):
         assert f"callback_monitor_{metric}{{" in queried, metric
 
