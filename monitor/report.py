@@ -17,7 +17,16 @@ import yaml
 
 from monitor.config import AppConfig
 from monitor.kinds import ENDPOINT_KINDS
-from monitor.output import FindingLike, callback_dict, error_dict, finding_dict, iso, probe_dict, url_or_none
+from monitor.output import (
+    FindingLike,
+    callback_dict,
+    error_dict,
+    finding_dict,
+    iso,
+    probe_dict,
+    text_lines,
+    url_or_none,
+)
 from monitor.probe_eval import EndpointState
 from monitor.redact import redact_text, redact_url
 from monitor.state import Outcome
@@ -108,7 +117,9 @@ def _finding_lines(finding: FindingLike) -> list[str]:
 
 
 def render_text(results: Sequence[AppResult]) -> str:
-    """A table a person reads: one row per app, details of findings and errors indented below."""
+    """A table a person reads: one row per app, details of findings and errors indented below.
+
+    Every line is terminal-safe: control and bidi characters in any text are shown as escapes."""
     name_w = max([len("APP"), *(len(r.app.name) for r in results)])
     id_w = max([len("SDKAPPID"), *(len(str(r.app.sdkappid)) for r in results)])
     head = f"{'APP':<{name_w}}  {'SDKAPPID':<{id_w}}  {'RESULT':<7}  DETAILS"
@@ -132,7 +143,7 @@ def render_text(results: Sequence[AppResult]) -> str:
         f"{len(results)} app{'s' if len(results) != 1 else ''}: {counts['in_sync']} in sync, "
         f"{counts['drift']} drifted, {counts['error']} not checked"
     )
-    return "\n".join(out) + "\n"
+    return text_lines(out)  # vendor text (messages, RequestIds) shown escaped, never acted on
 
 
 def export_yaml(

@@ -7,7 +7,6 @@ import difflib
 import hashlib
 import os
 import textwrap
-import threading
 import tracemalloc
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,10 +27,12 @@ from monitor.config import (
     SecretRef,
     UnexpectedCommands,
     WebhookSink,
+    files,
     load_config,
     load_config_text,
     parse_duration,
 )
+from monitor.config.files import TooLarge, read_regular
 from monitor.config.problems import MAX_HINTS, Load, did_you_mean
 from monitor.config.secrets import secret_file_problem
 from monitor.errors import ConfigError, Problem
@@ -326,7 +327,7 @@ def test_a_secret_file_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "keys").mkdir()
     problem = only_problem(BASE + "    secret_key_file: keys\n", tmp_path, environ={})
     assert problem.path == "apps[0].secret_key_file"
-    assert problem.message == f"cannot read secret file {tmp_path / 'keys'}: Is a directory"
+    assert problem.message == f"secret file {tmp_path / 'keys'} is a directory, not a regular file"
 
 
 def test_one_missing_secret_file_shared_by_many_apps_is_one_problem(tmp_path: Path) -> None:
@@ -800,36 +801,30 @@ def test_reading_a_small_file_allocates_about_its_size(tmp_path: Path) -> None:
     assert peak < 1024 * 1024
 
 
-def _fifo(path: Path, data: bytes) -> threading.Thread:
-    """A named pipe at ``path`` that a thread fills with ``data`` once a reader opens it."""
-    os.mkfifo(path)
-
-    def write() -> None:
-        with contextlib.suppress(BrokenPipeError), path.open("wb") as pipe:
-            pipe.write(data)
-
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    return writer
-
-
-def test_a_named_pipe_is_read_to_its_end(tmp_path: Path) -> None:
-    """stat says 0 bytes for a pipe (``--config <(generate)``), as it does not know; it is read on."""
-    writer = _fifo(
-        tmp_path / "monitor.yaml",
-        (BASE + "".join(f"  - {{name: a{n}, sdkappid: {n + 2}}}\n" for n in range(3000))).encode(),
-    )
-    config = load_config(tmp_path / "monitor.yaml", environ=ENV)
-    writer.join(timeout=10)
-    assert len(config.apps) == 3001
-
-
-def test_a_pipe_that_holds_more_than_the_limit_is_refused(tmp_path: Path) -> None:
-    """The size stat saw does not bound the read: a file that grows is cut at the limit and refused."""
-    writer = _fifo(tmp_path / "monitor.yaml", b"#" * (MAX_FILE_BYTES + 1))
-    with pytest.raises(ConfigError, match="is larger than 32 MiB; a config file may be at most 32 MiB"):
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Only a regular file is read: a pipe may never send its end (its writer is a separate test in
+    tests/reliability/test_unsafe_files.py, run in a child with a deadline)."""
+    os.mkfifo(tmp_path / "monitor.yaml")
+    with pytest.raises(ConfigError, match="is a named pipe, not a regular file"):
         load_config(tmp_path / "monitor.yaml", environ=ENV)
-    writer.join(timeout=10)
+
+
+def test_a_file_that_grows_past_the_limit_while_read_is_refused(tmp_path: Path) -> None:
+    """The size fstat saw does not bound the read: a file that grew since is read on up to the cap only.
+
+    White box: the race between fstat and read is played by calling the reader with the old size.
+    """
+    path = tmp_path / "monitor.yaml"
+    path.write_bytes(b"#" * 110)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(TooLarge) as caught:
+            files._read_up_to(fd, 10, 50)  # fstat saw 10 bytes; 110 are there; the cap is 50
+    finally:
+        os.close(fd)
+    assert caught.value.size is None
+    assert str(caught.value) == "larger than 50 bytes"
+    assert read_regular(path, 110) == b"#" * 110
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,10 @@ def layout_docs(directory: Path) -> list[dict[str, Any]]:
 def generated_configmaps(directory: Path) -> dict[str, list[str]]:
     """ConfigMap name -> file keys, from the configMapGenerators of a kustomization and its bases."""
     kustomization = load_docs(directory / "kustomization.yaml")[0]
-    out = {g["name"]: [Path(f).name for f in g["files"]] for g in kustomization.get("configMapGenerator", [])}
+    out = {
+        g["name"]: [Path(f).name for f in g.get("files", [])]
+        for g in kustomization.get("configMapGenerator", [])
+    }
     for entry in kustomization.get("resources", []):
         if (directory / entry).is_dir():
             out |= generated_configmaps(directory / entry)
@@ -90,7 +93,9 @@ def test_kustomizations_use_every_file_and_every_file_they_use_exists() -> None:
         kustomization = load_docs(directory / "kustomization.yaml")[0]
         listed = {(directory / entry).resolve() for entry in kustomization.get("resources", [])}
         generated = {
-            (directory / f).resolve() for g in kustomization.get("configMapGenerator", []) for f in g["files"]
+            (directory / f).resolve()
+            for g in kustomization.get("configMapGenerator", [])
+            for f in g.get("files", [])
         }
         assert all(path.exists() for path in listed | generated), directory
         on_disk = {p.resolve() for p in directory.glob("*.yaml")} - {

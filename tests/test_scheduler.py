@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from monitor.scheduler import RateLimiter, jitter_for, shard_of
+from monitor.ratelimit import RateLimiter
+from monitor.scheduler import jitter_for, shard_of
 
 
 def test_shards_split_apps_evenly_and_stably() -> None:

@@ -1,6 +1,7 @@
 """The desired-state file: schema, loading, validation with precise error paths.
 
-The layers inside, lowest first: ``model`` (the frozen dataclasses the rest of the monitor reads),
+The layers inside, lowest first: ``files`` (the one safe read of a file that may have been swapped),
+``model`` (the frozen dataclasses the rest of the monitor reads),
 ``yamltree`` (YAML text to values with line numbers), ``problems`` (the one problems collector of a
 load), ``shapes``, ``values`` and ``secrets`` (reader functions, one value each), ``apps``, ``alerting``
 and ``document`` (the sections), ``loader`` (the file, and the one ConfigError).
@@ -8,6 +9,7 @@ and ``document`` (the sections), ``loader`` (the file, and the one ConfigError).
 
 from monitor.config.loader import MAX_FILE_BYTES, load_config, load_config_text
 from monitor.config.model import (
+    MAX_SECRET_BYTES,
     Alerting,
     AlertmanagerSink,
     AppConfig,
@@ -19,7 +21,6 @@ from monitor.config.model import (
     WebhookSink,
     host_allowed,
 )
-from monitor.config.secrets import MAX_SECRET_BYTES
 from monitor.config.shapes import parse_duration
 from monitor.config.values import (
     FINDING_KINDS,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 from monitor.config.document import read_document
+from monitor.config.files import NotRegular, TooLarge, UnreadableFile, read_regular
 from monitor.config.model import Config
 from monitor.config.problems import Load, Problems
 from monitor.config.yamltree import escaped, read_yaml
@@ -18,7 +17,6 @@ from monitor.errors import ConfigError, Problem
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT = f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
-_GROWTH_CHUNK = 1024 * 1024
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -29,41 +27,17 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         return ConfigError(source, [Problem("", message)])
 
     try:
-        where = Path(path)
-        info = where.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise fail("is a directory, not a config file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise fail(f"is {info.st_size} bytes; a config file may be at most {_LIMIT}")
-        with where.open("rb") as handle:
-            data = _read_at_most(handle, info.st_size, MAX_FILE_BYTES + 1)
-        base_dir = where.absolute().parent
-    except OSError as exc:
-        raise fail(f"cannot read the file: {exc.strerror or type(exc).__name__}") from None
-    except ValueError as exc:  # e.g. a NUL byte in the path
+        data = read_regular(path, MAX_FILE_BYTES)
+    except TooLarge as exc:
+        if exc.size is None:
+            raise fail(f"is larger than {_LIMIT}; a config file may be at most {_LIMIT}") from None
+        raise fail(f"is {exc.size} bytes; a config file may be at most {_LIMIT}") from None
+    except NotRegular as exc:
+        raise fail(f"is {exc}") from None
+    except UnreadableFile as exc:
         raise fail(f"cannot read the file: {exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise fail(f"is larger than {_LIMIT}; a config file may be at most {_LIMIT}")
+    base_dir = Path(path).absolute().parent
     return _load(data, source, base_dir, environ)
-
-
-def _read_at_most(handle: BinaryIO, expected: int, limit: int) -> bytes:
-    """The file's bytes, or its first ``limit`` bytes if it holds more.
-
-    ``expected`` is the size stat saw: one read of that much (plus one byte, to see the end) costs no
-    more memory than the file. Only a file that grew since, or a pipe (size 0), is read on in chunks.
-    """
-    data = handle.read(min(expected, limit - 1) + 1)
-    if len(data) <= expected:
-        return data
-    chunks, size = [data], len(data)
-    while size < limit:
-        chunk = handle.read(min(_GROWTH_CHUNK, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def load_config_text(

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.errors import Problem
+from monitor.config.files import UnreadableFile, read_regular
+from monitor.errors import Problem, SecretUnavailable
 from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
+from monitor.urls import host_allowed as host_allowed  # the config's own name for it
+
+MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
 
 class UnexpectedCommands(StrEnum):
@@ -29,21 +30,6 @@ class Policy:
     unexpected_commands: UnexpectedCommands = UnexpectedCommands.DRIFT
 
 
-def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """Whether ``host`` matches one of the globs, case-insensitively; any host when there are none.
-
-    A trailing dot is ignored ("hooks.example.com." is the same DNS name); the globs are fnmatch's.
-    """
-    if not allowed_hosts:
-        return True
-    return _globs_pattern(allowed_hosts).match(host.lower().removesuffix(".")) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _globs_pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{fnmatch.translate(glob.lower())})" for glob in globs))
-
-
 @dataclass(frozen=True)
 class SecretRef:
     """Where a secret lives: exactly one of an environment variable or a file."""
@@ -55,11 +41,26 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space. Raises OSError or KeyError."""
+        """The secret, stripped of surrounding white space. Raises SecretUnavailable only.
+
+        A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
+        refused at once, never waited on or read without end.
+        """
         if self.env is not None:
-            return (environ if environ is not None else os.environ)[self.env].strip()
+            value = (environ if environ is not None else os.environ).get(self.env)
+            if value is None:
+                raise SecretUnavailable(self._cannot("not set"))
+            return value.strip()
         assert self.file is not None
-        return self.file.read_text(encoding="utf-8").strip()
+        try:
+            return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except UnreadableFile as exc:
+            raise SecretUnavailable(self._cannot(str(exc))) from None
+        except UnicodeDecodeError:
+            raise SecretUnavailable(self._cannot("not UTF-8 text")) from None
+
+    def _cannot(self, why: str) -> str:
+        return f"cannot read the secret key from {self.describe()} ({why})"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
+    remediate_max_reverts: int = (
+        3  # self-heal writes undone by another writer, within the window, before it stops
+    )
+    remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
     probe: ProbeSettings = field(default_factory=ProbeSettings)  # receiver probes, off unless enabled
 
 
@@ -88,6 +93,7 @@ class AppConfig:
 class Limits:
     concurrency: int = 32
     requests_per_second: float = 200.0
+    remediation_writes_per_hour: int = 120  # self-heal writes across all apps
 
 
 NO_LABELS: Mapping[str, str] = MappingProxyType({})

@@ -7,12 +7,12 @@ import string as strings
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from monitor.config.model import SecretRef
+from monitor.config.files import NotRegular, TooLarge, UnreadableFile, read_regular
+from monitor.config.model import MAX_SECRET_BYTES, SecretRef
 from monitor.config.problems import BAD, Bad, Load
 from monitor.config.shapes import CONTROL, string
 from monitor.config.yamltree import printable
 
-MAX_SECRET_BYTES = 64 * 1024
 PLACEHOLDERS = ("sdkappid", "name")
 
 _FORMATTER = strings.Formatter()
@@ -121,21 +121,18 @@ def secret_file_problem(load: Load, path: str) -> str | None:
     problem: str | None = None
     shown = printable(path, 200)
     try:
-        # O_NONBLOCK: a FIFO put where the key should be must not hang the load.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, MAX_SECRET_BYTES + 1)  # a directory fails here with EISDIR
-        finally:
-            os.close(fd)
-        if len(data) > MAX_SECRET_BYTES:
-            problem = f"secret file {shown} is larger than 64 KiB, which no secret key is"
-        elif not data.strip():
+        data = read_regular(path, MAX_SECRET_BYTES)
+        if not data.strip():
             problem = f"secret file {shown} is empty"
         else:
             data.decode("utf-8")
+    except TooLarge:
+        problem = f"secret file {shown} is larger than 64 KiB, which no secret key is"
+    except NotRegular as exc:
+        problem = f"secret file {shown} is {exc}"
+    except UnreadableFile as exc:
+        problem = f"cannot read secret file {shown}: {exc}"
     except UnicodeDecodeError:
         problem = f"secret file {shown} is not UTF-8 text"
-    except OSError as exc:
-        problem = f"cannot read secret file {shown}: {exc.strerror or type(exc).__name__}"
     load.secret_files[path] = problem
     return problem
