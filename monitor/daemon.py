@@ -23,6 +23,7 @@ from monitor.deadlines import ExitDeadline, Stuck, ThreadedCalls
 from monitor.errors import ConfigError, MonitorError
 from monitor.filestat import file_signature
 from monitor.metrics import Metrics
+from monitor.probe_service import ProbeService
 from monitor.ratelimit import RateLimiter
 from monitor.remediate import Executor, Remediator
 from monitor.scheduler import Scheduler, in_shard
@@ -79,6 +80,9 @@ class Daemon:
         self.store = Store(config=config, started=clock(), shard=(settings.shard.index, settings.shard.count))
         self.store.listeners.append(LogSink())
         self.metrics = Metrics(self.store, version=__version__)
+        # Receiver probes: their own runner and schedule, apart from the checks and the vendor's limit.
+        self.probes = ProbeService(self.store, clock=clock)
+        self.metrics.registry.register(self.probes.collector)
         self.sinks = AlertSinks(
             self.store, self.metrics, external_url=settings.external_url, clock=clock, environ=environ
         )
@@ -152,6 +156,7 @@ class Daemon:
                 states[app.name] = reidentify(prev, identity)
         self.store.states = states
         self.store.config = config
+        self.probes.apply(apps)
         self.scheduler.set_concurrency(config.limits.concurrency)
         self.limiter.rate = config.limits.requests_per_second
         if self.remediator is not None:
@@ -296,6 +301,8 @@ class Daemon:
             self.store.reload.last_success = self.clock()
             self.scheduler.start()
             stack.push_async_callback(self.scheduler.shutdown, self.settings.grace)
+            self.probes.start()
+            stack.push_async_callback(self.probes.stop)
             self.store.ready = True
             stack.callback(setattr, self.store, "ready", False)
             stack.push_async_callback(self._cancel_background)

@@ -101,11 +101,20 @@ class ProbeCounts:
 class EndpointCollector:
     """Renders the probes' state when a registry is collected: ``rows`` is read at each scrape."""
 
-    def __init__(self, rows: Callable[[], Iterable[EndpointRow]], counts: ProbeCounts) -> None:
+    def __init__(
+        self,
+        rows: Callable[[], Iterable[EndpointRow]],
+        counts: ProbeCounts,
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._rows = rows
         self._counts = counts
+        self._active = active
 
     def collect(self) -> Iterator[Metric]:
+        """Nothing at all while no app has probes on (and none ever ran): the families are opt-in."""
+        if not self._active() and not self._counts.probes:
+            return
         yield from endpoint_families(self._rows())
         yield from self._counts.families()
 

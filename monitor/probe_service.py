@@ -16,7 +16,7 @@ from monitor.probe_model import ProbeResult
 from monitor.probe_schedule import ProbeSchedule
 from monitor.probe_shared import ProbeRunner, ProbeTarget, plan
 from monitor.probe_state import probe_transition, retire
-from monitor.redact import redact_url
+from monitor.redact import redact_text, redact_url
 from monitor.store import Store
 
 log = structlog.get_logger("monitor.probes")
@@ -42,7 +42,7 @@ class ProbeService:
         self.counts = ProbeCounts()
         self.runner = runner or ProbeRunner()
         self.schedule = ProbeSchedule(self.runner, self.on_result, wait=wait)
-        self.collector = EndpointCollector(self.rows, self.counts)
+        self.collector = EndpointCollector(self.rows, self.counts, active=lambda: bool(self._apps))
         self._apps: dict[str, AppConfig] = {}  # the apps with probes on
         self._targets: tuple[ProbeTarget, ...] = ()
         self._started = False
@@ -77,8 +77,18 @@ class ProbeService:
         await self.schedule.stop()
 
     def on_result(self, target: ProbeTarget, result: ProbeResult) -> None:
-        """One probe's result, handed to every app that shares its target."""
+        """One probe's result, handed to every app that shares its target (its line before their alerts)."""
         self.counts.count(result)
+        log.info(
+            "probe_finished",
+            url=redact_url(result.url),
+            apps=len(target.apps),
+            up=result.up,
+            phase=str(result.phase) if result.phase is not None else None,
+            error=redact_text(result.error) or None,
+            status=result.status,
+            seconds=round(result.total, 3),
+        )
         now = self.clock()
         for name in target.apps:
             app = self._apps.get(name)
@@ -90,16 +100,6 @@ class ProbeService:
             )
             self.store.states[name] = replace(state, endpoint=endpoint)
             self.store.emit(events)
-        log.info(
-            "probe_finished",
-            url=redact_url(result.url),
-            apps=len(target.apps),
-            up=result.up,
-            phase=str(result.phase) if result.phase is not None else None,
-            error=result.error or None,
-            status=result.status,
-            seconds=round(result.total, 3),
-        )
 
     def rows(self) -> Sequence[EndpointRow]:
         """The endpoint metrics' rows: apps with probes on that have been probed."""
