@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+from monitor.demo import demo_state, write_demo_files
 from monitor.probe import probe
 from monitor.probe_demo import DemoReceivers, ReceiverApp
 from monitor.probe_eval import evaluate
@@ -39,3 +41,18 @@ async def test_one_works_one_expires_in_five_days_one_answers_503(
         "demo-receiver-503": (Phase.STATUS, 503, [("endpoint_unreachable", "critical")]),
     }
     assert all(app.url.startswith("https://127.0.0.1:") for app in apps)
+
+
+async def test_the_demo_config_probes_exactly_the_receiver_apps(
+    demo: tuple[DemoReceivers, tuple[ReceiverApp, ...]], tmp_path: Path
+) -> None:
+    receivers, apps = demo
+    (tmp_path / "files").mkdir()
+    path = write_demo_files(tmp_path / "files", "http://127.0.0.1:9", "10s", apps, receivers.ca_file)
+    config = load_config(path)
+    probed = {app.name: app.probe for app in config.apps if app.probe.enabled}
+    assert sorted(probed) == ["demo-receiver-503", "demo-receiver-cert-expiring", "demo-receiver-ok"]
+    assert {(p.allow_private, p.ca_file) for p in probed.values()} == {(True, receivers.ca_file)}
+    state = demo_state(apps)
+    live = {a["name"]: a["callback"]["url"] for a in state["apps"] if a["name"] in probed}
+    assert live == {app.name: app.url for app in apps}  # in sync: only the receivers can be wrong
