@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from monitor.probe_address import forbidden_reason
@@ -49,9 +51,59 @@ class _Run:
     cert_not_after: float | None = None
 
 
+class Lookups:
+    """Name lookups in daemon threads of their own, at most ``limit`` running at once.
+
+    ``getaddrinfo`` blocks and cannot be cancelled. In asyncio's default pool a lookup that hangs
+    would hold a worker that the checks' own lookups (aiohttp resolves through the same pool) and the
+    scrapes need, and the pool is joined at exit; here it holds only its own daemon thread, and once
+    ``limit`` hang, probes fail in DNS at once instead of starting more.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self._lock = threading.Lock()
+
+    async def getaddrinfo(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self.running >= self.limit:
+                raise OSError(f"{self.running} name lookups are still running")
+            self.running += 1
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[tuple[Any, ...]]] = loop.create_future()
+
+        def settle(infos: list[tuple[Any, ...]] | None, error: OSError | None) -> None:
+            if future.done():
+                return  # the probe gave up waiting
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(infos or [])
+
+        def work() -> None:
+            infos: list[tuple[Any, ...]] | None = None
+            error: OSError | None = None
+            try:
+                infos = [tuple(i) for i in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+            except OSError as exc:
+                error = exc
+            finally:
+                with self._lock:
+                    self.running -= 1
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(settle, infos, error)
+
+        threading.Thread(target=work, name="probe-dns", daemon=True).start()
+        return await future
+
+
+LOOKUPS = Lookups(limit=32)
+
+
 async def system_resolve(host: str, port: int) -> list[str]:
     """Every A and AAAA address of ``host``, in the resolver's order, each once."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = await LOOKUPS.getaddrinfo(host, port)
     seen: dict[str, None] = {}
     for _family, _type, _proto, _name, sockaddr in infos:
         seen.setdefault(str(sockaddr[0]), None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.probe import MAX_STATUS_LINE, probe, system_resolve
+from monitor.probe import MAX_STATUS_LINE, Lookups, probe, system_resolve
 from monitor.probe_model import CertProblem, Phase, ProbeSettings, parse_expect_status
 from monitor.probe_receiver import Receiver
 from tests.probe_pki import HOST, Pki, make_pki
@@ -320,3 +320,24 @@ async def test_a_url_that_cannot_be_probed_is_a_failed_probe_not_an_exception(
 ) -> None:
     result = await probe(url, settings, resolve=to_loopback)
     assert (result.phase, result.error) == (phase, error)
+
+
+async def test_name_lookups_run_in_threads_of_their_own_and_are_bounded() -> None:
+    """A lookup in flight holds one daemon thread; past the limit a probe fails in DNS at once."""
+    lookups = Lookups(limit=1)
+    infos = await lookups.getaddrinfo("localhost", 80)
+    assert "127.0.0.1" in {str(info[4][0]) for info in infos}
+    assert lookups.running == 0
+    full = Lookups(limit=0)
+    with pytest.raises(OSError, match=r"^0 name lookups are still running$"):
+        await full.getaddrinfo("localhost", 80)
+
+    async def through_full(host: str, port: int) -> list[str]:
+        return [str(info[4][0]) for info in await full.getaddrinfo(host, port)]
+
+    settings = ProbeSettings(enabled=True, allow_private=True)
+    result = await probe("https://localhost/hook", settings, resolve=through_full)
+    assert (result.phase, result.error) == (
+        Phase.DNS,
+        "localhost does not resolve: 0 name lookups are still running",
+    )
