@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from monitor.kinds import Kind
 from monitor.probe_model import CertProblem, Phase, ProbeResult, ProbeSettings
 
+_REFUSED = "certificate refused: "  # how the probe's error says it; the finding says it its own way
 _CERT_WORDS = {
     CertProblem.EXPIRED: "expired",
     CertProblem.NOT_YET_VALID: "not valid yet",
@@ -98,7 +99,7 @@ def evaluate(
                 Kind.ENDPOINT_CERT_INVALID,
                 "critical",
                 latest.url,
-                f"certificate {_CERT_WORDS[latest.cert_problem]}: {latest.error}",
+                f"certificate {_CERT_WORDS[latest.cert_problem]}: {latest.error.removeprefix(_REFUSED)}",
                 phase=latest.phase,
                 cert_problem=latest.cert_problem,
             )

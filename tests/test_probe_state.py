@@ -80,7 +80,7 @@ def test_the_event_carries_the_app_the_url_and_a_stable_fingerprint() -> None:
         "endpoint_cert_invalid",
         URL,
     )
-    assert event.observed == "certificate not valid for the host: certificate refused: x"
+    assert event.observed == "certificate not valid for the host: x"
     assert event.fingerprint == fingerprint("prod", "endpoint_cert_invalid")
     assert dict(event.labels) == {"team": "rtc"}
 
