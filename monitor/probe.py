@@ -55,8 +55,8 @@ class Lookups:
     """Name lookups in daemon threads of their own, at most ``limit`` running at once.
 
     ``getaddrinfo`` blocks and cannot be cancelled. In asyncio's default pool a lookup that hangs
-    would hold a worker that the checks' own lookups (aiohttp resolves through the same pool) and the
-    scrapes need, and the pool is joined at exit; here it holds only its own daemon thread, and once
+    would hold a worker that the checks' own lookups (aiohttp's threaded resolver uses that pool) and
+    the scrapes need, and the pool is joined at exit; here it holds only its own daemon thread, and once
     ``limit`` hang, probes fail in DNS at once instead of starting more.
     """
 
@@ -120,9 +120,10 @@ async def probe(
     """Probes ``url`` once as ``settings`` say; never raises for anything the receiver or network does.
 
     The connection goes to an address that was checked (no second lookup, so no DNS-rebinding
-    window), TLS verifies the chain and host name, and the request holds the URL's path and query,
-    a Host header and nothing else (no body, no credentials). Redirects are not followed. Every
-    phase runs under what is left of ``settings.timeout``.
+    window), TLS verifies the chain and host name, and the request holds the URL's path and query
+    with the Host, User-Agent, Accept and ``Connection: close`` headers: no body, no credentials
+    (user-info in the URL is not sent). Redirects are not followed. Every phase runs under what is
+    left of ``settings.timeout``.
     """
     loop = asyncio.get_running_loop()
     started = clock()
@@ -166,6 +167,11 @@ async def _probe(url: str, settings: ProbeSettings, resolve: Resolver, run: _Run
         raise _Failed(Phase.DNS, "the URL's host or port does not parse") from exc
     if scheme not in ("http", "https") or not host:
         raise _Failed(Phase.DNS, "the URL is not http(s)://host/...")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")  # the name DNS, SNI and Host know it by
+        except UnicodeError as exc:
+            raise _Failed(Phase.DNS, "the URL's host is not a valid internationalised name") from exc
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if not _SENDABLE.fullmatch(target):
         raise _Failed(Phase.REQUEST, "the URL's path or query holds a space, control or non-ASCII character")

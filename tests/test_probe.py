@@ -313,6 +313,7 @@ async def test_no_error_text_holds_the_urls_query_values(settings: ProbeSettings
             Phase.REQUEST,
             "the URL's path or query holds a space, control or non-ASCII character",
         ),
+        ("https://a\u0300b..test/hook", Phase.DNS, "the URL's host is not a valid internationalised name"),
     ],
 )
 async def test_a_url_that_cannot_be_probed_is_a_failed_probe_not_an_exception(
@@ -320,6 +321,18 @@ async def test_a_url_that_cannot_be_probed_is_a_failed_probe_not_an_exception(
 ) -> None:
     result = await probe(url, settings, resolve=to_loopback)
     assert (result.phase, result.error) == (phase, error)
+
+
+async def test_an_internationalised_host_is_looked_up_and_named_as_idna(settings: ProbeSettings) -> None:
+    asked: list[str] = []
+
+    async def record(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return []
+
+    result = await probe("https://bücher.test/hook", settings, resolve=record)
+    assert asked == ["xn--bcher-kva.test"]
+    assert result.error == "xn--bcher-kva.test resolves to no address"
 
 
 async def test_name_lookups_run_in_threads_of_their_own_and_are_bounded() -> None:
