@@ -216,7 +216,7 @@ def resolve(
     max_failures = value_of(pick(own.remediate_max_failures, defaults.remediate_max_failures), 3)
     max_reverts = value_of(pick(own.remediate_max_reverts, defaults.remediate_max_reverts), 3)
     revert_window = value_of(pick(own.remediate_revert_window, defaults.remediate_revert_window), 600.0)
-    probe = resolve_probe(load, defaults.probe or ProbeLayer(), own.probe or ProbeLayer(), place, label)
+    probe = resolve_probe(load, defaults.probe, own.probe, place, label)
     callback_at = pick(own.callback, defaults.callback)
     if callback_at is None:
         message = (

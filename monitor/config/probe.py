@@ -6,7 +6,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from monitor.config import values
 from monitor.config.problems import BAD, At, Bad, Load, Slot
@@ -29,6 +29,7 @@ PROBE_KEYS = (
 MAX_CERT_WINDOW = 3650 * 86400.0  # cert_warning and cert_critical: ten years at most
 _DAYS = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+))d(.*)")
 _DEFAULT = ProbeSettings()
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -45,19 +46,22 @@ class ProbeLayer:
     cert_critical: Slot[float] = None
     allow_private: Slot[bool] = None
     ca_file: Slot[Path | None] = None  # At(None): null, the system CAs
+    # The settings of an app that sets no probe key over this layer (defaults), worked out once:
+    # a file of ten thousand apps that share their defaults builds one ProbeSettings, not 10,000.
+    inherited: ProbeSettings | None = None
 
 
 def bad_probe_layer() -> ProbeLayer:
     layer = ProbeLayer()
-    for name in ProbeLayer.__slots__:
+    for name in PROBE_KEYS:
         setattr(layer, name, BAD)
     return layer
 
 
-def read_probe(load: Load, m: Map, place: str) -> ProbeLayer:
-    """The ``probe`` key of ``m`` (the defaults or one app), empty when absent."""
+def read_probe(load: Load, m: Map, place: str) -> ProbeLayer | None:
+    """The ``probe`` key of ``m`` (the defaults or one app); None when absent."""
     if "probe" not in m:
-        return ProbeLayer()
+        return None
     path = f"{place}.probe"
     section = mapping(load, m["probe"], path, m.key_lines["probe"])
     if section is None:
@@ -78,38 +82,53 @@ def read_probe(load: Load, m: Map, place: str) -> ProbeLayer:
 
 
 def resolve_probe(
-    load: Load, defaults: ProbeLayer, own: ProbeLayer, place: str, label: str
+    load: Load, defaults: ProbeLayer | None, own: ProbeLayer | None, place: str, label: str
 ) -> ProbeSettings | Literal[Bad.BAD]:
     """The app's probe settings over the defaults, or BAD when a value is wrong (already reported)."""
-    slots = {name: _pick(getattr(own, name), getattr(defaults, name)) for name in ProbeLayer.__slots__}
-    chosen: dict[str, object] = {}
-    for name, slot in slots.items():
-        if slot is BAD:
-            return BAD
-        chosen[name] = getattr(_DEFAULT, name) if slot is None else slot.value
-    settings = ProbeSettings(**chosen)  # type: ignore[arg-type]
+    if own is None and defaults is None:
+        return _DEFAULT
+    if own is None and defaults is not None and defaults.inherited is not None:
+        return defaults.inherited
+    mine, base = own or ProbeLayer(), defaults or ProbeLayer()
+    if any(getattr(mine, k) is BAD or getattr(base, k) is BAD for k in PROBE_KEYS):
+        return BAD
+    settings = ProbeSettings(
+        enabled=_chosen(mine.enabled, base.enabled, _DEFAULT.enabled),
+        interval=_chosen(mine.interval, base.interval, _DEFAULT.interval),
+        timeout=_chosen(mine.timeout, base.timeout, _DEFAULT.timeout),
+        method=_chosen(mine.method, base.method, _DEFAULT.method),
+        expect_status=_chosen(mine.expect_status, base.expect_status, _DEFAULT.expect_status),
+        failures_before_alert=_chosen(
+            mine.failures_before_alert, base.failures_before_alert, _DEFAULT.failures_before_alert
+        ),
+        cert_warning=_chosen(mine.cert_warning, base.cert_warning, _DEFAULT.cert_warning),
+        cert_critical=_chosen(mine.cert_critical, base.cert_critical, _DEFAULT.cert_critical),
+        allow_private=_chosen(mine.allow_private, base.allow_private, _DEFAULT.allow_private),
+        ca_file=_chosen(mine.ca_file, base.ca_file, _DEFAULT.ca_file),
+    )
     ok = True
     if settings.cert_critical > settings.cert_warning:
-        at = _first_at(slots["cert_critical"], slots["cert_warning"])
         message = (
             f"cert_critical ({_days(settings.cert_critical)}) is longer than cert_warning "
             f"({_days(settings.cert_warning)}): a certificate would be critical before it is a warning"
         )
-        load.problems.for_app(
-            at.path if at else f"{place}.probe", at.line if at else None, message, place, label
-        )
+        at = _first_at(mine.cert_critical, mine.cert_warning, base.cert_critical, base.cert_warning)
+        _report(load, at, message, place, label)
         ok = False
     if settings.timeout >= settings.interval:
-        at = _first_at(slots["timeout"], slots["interval"])
         message = (
             f"the probe timeout ({settings.timeout:g}s) is not shorter than its interval "
             f"({settings.interval:g}s)"
         )
-        load.problems.for_app(
-            at.path if at else f"{place}.probe", at.line if at else None, message, place, label
+        _report(
+            load, _first_at(mine.timeout, mine.interval, base.timeout, base.interval), message, place, label
         )
         ok = False
-    return settings if ok else BAD
+    if not ok:
+        return BAD
+    if own is None and defaults is not None:
+        defaults.inherited = settings
+    return settings
 
 
 def method(load: Load, value: object, path: str, line: int | None) -> str | Literal[Bad.BAD]:
@@ -179,19 +198,25 @@ def ca_file(load: Load, value: object, path: str, line: int | None) -> Path | Li
     return file
 
 
-def _report(load: Load, at: At[object] | None, message: str, place: str, label: str) -> None:
-    path, line = (at.path, at.line) if at is not None else (f"{place}.probe", None)
+def _chosen(own: Slot[_T], inherited: Slot[_T], default: _T) -> _T:
+    """The app's own value, else the inherited one, else the default (neither slot is BAD here)."""
+    if own is not None and own is not BAD:
+        return own.value
+    if inherited is not None and inherited is not BAD:
+        return inherited.value
+    return default
+
+
+def _report(load: Load, at: tuple[str, int | None] | None, message: str, place: str, label: str) -> None:
+    path, line = at if at is not None else (f"{place}.probe", None)
     load.problems.for_app(path, line, message, place, label)
 
 
-def _pick(own: Slot[object], inherited: Slot[object]) -> Slot[object]:
-    return own if own is not None else inherited
-
-
-def _first_at(*slots: Slot[object]) -> At[object] | None:
+def _first_at(*slots: object) -> tuple[str, int | None] | None:
+    """Where the first of ``slots`` that was set in the file was set."""
     for slot in slots:
         if isinstance(slot, At):
-            return slot
+            return slot.path, slot.line
     return None
 
 
