@@ -254,7 +254,7 @@ async def _handshake(
     run: _Run, sock: socket.socket, host: str, settings: ProbeSettings
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        context = client_context(settings.ca_file)
+        context = client_context(settings.ca_file, settings.ca_pem)
     except (OSError, ssl.SSLError) as exc:
         raise _Failed(Phase.TLS, f"ca_file {settings.ca_file} is not a readable PEM bundle") from exc
     try:

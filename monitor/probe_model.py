@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -60,6 +60,9 @@ class ProbeSettings:
     cert_critical: float = 3 * 86400.0
     allow_private: bool = False
     ca_file: Path | None = None  # replaces the system CAs when set
+    # ca_file's text, read (as a regular file) when the config was loaded: probes then never open
+    # the file themselves, so a file swapped for a pipe or a device cannot stall one.
+    ca_pem: str | None = field(default=None, repr=False)
 
     def expects(self, status: int) -> bool:
         return any(status in r for r in self.expect_status)

@@ -11,7 +11,7 @@ from monitor.probe import probe
 from monitor.probe_model import ProbeResult, ProbeSettings, StatusRange
 
 ProbeFn = Callable[[str, ProbeSettings], Awaitable[ProbeResult]]
-TargetKey = tuple[str, str, float, tuple[StatusRange, ...], bool, Path | None]
+TargetKey = tuple[str, str, float, tuple[StatusRange, ...], bool, Path | None, str | None]
 
 DEFAULT_CONCURRENCY = 8  # probes in flight at once, apart from the checks' limit and the vendor's rate
 
@@ -35,7 +35,7 @@ class ProbeTarget:
 
 def target_key(url: str, settings: ProbeSettings) -> TargetKey:
     s = settings
-    return (url, s.method, s.timeout, s.expect_status, s.allow_private, s.ca_file)
+    return (url, s.method, s.timeout, s.expect_status, s.allow_private, s.ca_file, s.ca_pem)
 
 
 def plan(apps: Iterable[tuple[str, str | None, ProbeSettings]]) -> tuple[ProbeTarget, ...]:

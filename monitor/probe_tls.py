@@ -14,19 +14,22 @@ _NOT_YET_VALID = 9  # X509_V_ERR_CERT_NOT_YET_VALID
 _WRONG_HOST = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
-def client_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A context that verifies the whole chain and the host name, against ``ca_file`` or the system CAs.
+def client_context(ca_file: Path | None, ca_pem: str | None = None) -> ssl.SSLContext:
+    """A context that verifies the whole chain and the host name, against the CA bundle or the system's.
 
-    Contexts are kept per file and its modification time, so a replaced bundle is read again.
+    The bundle is ``ca_pem`` (its text, as the config loader read it) when given, else the file
+    ``ca_file``. Contexts are kept per bundle text, or per file and its modification time.
     """
+    if ca_pem is not None:
+        return _context(None, 0, ca_pem)
     if ca_file is None:
-        return _context(None, 0)
-    return _context(str(ca_file), ca_file.stat().st_mtime_ns)
+        return _context(None, 0, None)
+    return _context(str(ca_file), ca_file.stat().st_mtime_ns, None)
 
 
 @functools.lru_cache(maxsize=16)
-def _context(ca_file: str | None, _mtime_ns: int) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+def _context(ca_file: str | None, _mtime_ns: int, ca_pem: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file, cadata=ca_pem)
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2

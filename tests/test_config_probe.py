@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_a_ca_file_is_read_relative_to_the_config_and_must_hold_a_certificate(tm
     write_pair(tmp_path, "ca", make_ca("Test CA", not_before=now - DAY, not_after=now + DAY))
     config = load("apps: [{name: a, sdkappid: 1, probe: {ca_file: ca.pem}}]\n", tmp_path)
     assert config.apps[0].probe.ca_file == tmp_path / "ca.pem"
+    assert config.apps[0].probe.ca_pem == (tmp_path / "ca.pem").read_text()  # read once, at load
     (tmp_path / "empty.pem").write_text("no certificate here\n")
     assert problems("apps: [{name: a, sdkappid: 1, probe: {ca_file: empty.pem}}]\n", tmp_path) == [
         f"apps[0].probe.ca_file (line 7): {str(tmp_path / 'empty.pem')!r} "
@@ -152,3 +154,11 @@ def test_endpoint_kinds_can_be_ignored(tmp_path: Path) -> None:
         "apps: [{name: a, sdkappid: 1, ignore: [endpoint_cert_expiring, endpoint_unreachable]}]\n", tmp_path
     )
     assert config.apps[0].ignore == frozenset({"endpoint_cert_expiring", "endpoint_unreachable"})
+
+
+def test_a_ca_file_that_is_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "ca.pem")
+    assert problems("apps: [{name: a, sdkappid: 1, probe: {ca_file: ca.pem}}]\n", tmp_path) == [
+        f"apps[0].probe.ca_file (line 7): cannot read {str(tmp_path / 'ca.pem')!r}: "
+        "a named pipe, not a regular file"
+    ]

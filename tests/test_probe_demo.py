@@ -56,3 +56,7 @@ async def test_the_demo_config_probes_exactly_the_receiver_apps(
     state = demo_state(apps)
     live = {a["name"]: a["callback"]["url"] for a in state["apps"] if a["name"] in probed}
     assert live == {app.name: app.url for app in apps}  # in sync: only the receivers can be wrong
+    ok = config.app("demo-receiver-ok")
+    assert ok.callback is not None
+    result = await probe(ok.callback.url, ok.probe)  # the demo CA as the loader read it
+    assert (result.up, result.status) == (True, 204), result.error

@@ -6,9 +6,10 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from monitor.config import values
+from monitor.config.files import UnreadableFile, read_regular
 from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.shapes import boolean, keys, mapping, opt, parse_duration, string
 from monitor.config.yamltree import Map, clip
@@ -27,6 +28,7 @@ PROBE_KEYS = (
     "ca_file",
 )
 MAX_CERT_WINDOW = 3650 * 86400.0  # cert_warning and cert_critical: ten years at most
+MAX_CA_BYTES = 4 * 1024 * 1024  # a PEM bundle: the whole Mozilla set is about 200 KiB
 _DAYS = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+))d(.*)")
 _DEFAULT = ProbeSettings()
 _T = TypeVar("_T")
@@ -45,7 +47,7 @@ class ProbeLayer:
     cert_warning: Slot[float] = None
     cert_critical: Slot[float] = None
     allow_private: Slot[bool] = None
-    ca_file: Slot[Path | None] = None  # At(None): null, the system CAs
+    ca_file: Slot[CaBundle | None] = None  # At(None): null, the system CAs
     # The settings of an app that sets no probe key over this layer (defaults), worked out once:
     # a file of ten thousand apps that share their defaults builds one ProbeSettings, not 10,000.
     inherited: ProbeSettings | None = None
@@ -92,6 +94,7 @@ def resolve_probe(
     mine, base = own or ProbeLayer(), defaults or ProbeLayer()
     if any(getattr(mine, k) is BAD or getattr(base, k) is BAD for k in PROBE_KEYS):
         return BAD
+    bundle = _chosen(mine.ca_file, base.ca_file, None)
     settings = ProbeSettings(
         enabled=_chosen(mine.enabled, base.enabled, _DEFAULT.enabled),
         interval=_chosen(mine.interval, base.interval, _DEFAULT.interval),
@@ -104,7 +107,8 @@ def resolve_probe(
         cert_warning=_chosen(mine.cert_warning, base.cert_warning, _DEFAULT.cert_warning),
         cert_critical=_chosen(mine.cert_critical, base.cert_critical, _DEFAULT.cert_critical),
         allow_private=_chosen(mine.allow_private, base.allow_private, _DEFAULT.allow_private),
-        ca_file=_chosen(mine.ca_file, base.ca_file, _DEFAULT.ca_file),
+        ca_file=bundle.path if bundle is not None else None,
+        ca_pem=bundle.pem if bundle is not None else None,
     )
     ok = True
     if settings.cert_critical > settings.cert_warning:
@@ -174,8 +178,15 @@ def _parse_days(value: object) -> float:
     return parse_duration(value)
 
 
-def ca_file(load: Load, value: object, path: str, line: int | None) -> Path | Literal[Bad.BAD] | None:
-    """A PEM bundle that can be read and holds at least one certificate; null for the system CAs."""
+class CaBundle(NamedTuple):
+    """A ca_file as the loader read it: where it is, and its text (the probes use the text)."""
+
+    path: Path
+    pem: str
+
+
+def ca_file(load: Load, value: object, path: str, line: int | None) -> CaBundle | Literal[Bad.BAD] | None:
+    """A PEM bundle that is a regular file, can be read and holds a certificate; null: the system CAs."""
     if value is None:
         return None
     text = string(load, value, path, line)
@@ -184,18 +195,20 @@ def ca_file(load: Load, value: object, path: str, line: int | None) -> Path | Li
     file = Path(text)
     if not file.is_absolute():
         file = load.base_dir / file
+    shown = clip(str(file), 200)
     try:
-        context = ssl.create_default_context(cafile=str(file))
-    except ssl.SSLError:  # before OSError, which it is a kind of
-        load.problems.error(path, f"{clip(str(file), 200)!r} is not a PEM bundle of CA certificates", line)
+        pem = read_regular(file, MAX_CA_BYTES).decode("ascii")
+        context = ssl.create_default_context(cadata=pem)
+    except UnreadableFile as exc:
+        load.problems.error(path, f"cannot read {shown!r}: {exc}", line)
         return BAD
-    except OSError as exc:
-        load.problems.error(path, f"cannot read {clip(str(file), 200)!r}: {exc.strerror or exc}", line)
+    except (UnicodeDecodeError, ssl.SSLError, ValueError):
+        load.problems.error(path, f"{shown!r} is not a PEM bundle of CA certificates", line)
         return BAD
     if not context.get_ca_certs():
-        load.problems.error(path, f"{clip(str(file), 200)!r} holds no CA certificate", line)
+        load.problems.error(path, f"{shown!r} holds no CA certificate", line)
         return BAD
-    return file
+    return CaBundle(file, pem)
 
 
 def _chosen(own: Slot[_T], inherited: Slot[_T], default: _T) -> _T:
