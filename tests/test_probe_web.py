@@ -45,6 +45,7 @@ def test_the_page_lists_a_down_receiver_first_with_its_finding_and_probe() -> No
     assert "endpoint_unreachable</b> <small>(critical)</small>" in page
     assert "receiver: <code>https://hooks.example.com/room?token=REDACTED</code>" in page
     assert "probe 5 s ago: receiver down in status, HTTP 503 (0.25s)" in page
+    assert "2 apps: 2 in sync, 0 drift, 0 error, 0 unknown; 1 with a receiver problem" in page
     assert "s3cret" not in page
 
 

@@ -166,6 +166,9 @@ def status_html(view: View) -> str:
         f"{len(view.states)} apps: {counts[Status.IN_SYNC]} in sync, {counts[Status.DRIFT]} drift, "
         f"{counts[Status.ERROR]} error, {counts[Status.UNKNOWN]} unknown"
     )
+    receivers = sum(1 for s in view.states if s.endpoint.counted)
+    if receivers:
+        summary += f"; {receivers} with a receiver problem"
     config = f"config <code>{_e(view.source or '(none)')}</code>"
     if view.digest:
         config += f" <small>sha256 {_e(view.digest[:12])}</small>"
