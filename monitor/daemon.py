@@ -24,6 +24,7 @@ from monitor.errors import ConfigError, MonitorError
 from monitor.filestat import file_signature
 from monitor.heap import collector_paused
 from monitor.metrics import Metrics
+from monitor.probe_service import ProbeService
 from monitor.ratelimit import RateLimiter
 from monitor.remediate import Executor, Remediator
 from monitor.scheduler import CHUNK, Scheduler, in_shard
@@ -87,6 +88,9 @@ class Daemon:
         self.store = Store(config=config, started=clock(), shard=(settings.shard.index, settings.shard.count))
         self.store.listeners.append(LogSink())
         self.metrics = Metrics(self.store, version=__version__)
+        # Receiver probes: their own runner and schedule, apart from the checks and the vendor's limit.
+        self.probes = ProbeService(self.store, clock=clock)
+        self.metrics.registry.register(self.probes.collector)
         self.sinks = AlertSinks(
             self.store, self.metrics, external_url=settings.external_url, clock=clock, environ=environ
         )
@@ -168,6 +172,7 @@ class Daemon:
                 states[name] = _carried(latest, state.identity)
         self.store.states = states
         self.store.config = config
+        self.probes.apply(apps)
         del before, current
         self.scheduler.set_concurrency(config.limits.concurrency)
         self.limiter.rate = config.limits.requests_per_second
@@ -319,6 +324,8 @@ class Daemon:
             self.store.reload.last_success = self.clock()
             self.scheduler.start()
             stack.push_async_callback(self.scheduler.shutdown, self.settings.grace)
+            self.probes.start()
+            stack.push_async_callback(self.probes.stop)
             self.store.ready = True
             stack.callback(setattr, self.store, "ready", False)
             stack.push_async_callback(self._cancel_background)

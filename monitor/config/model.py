@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from monitor.config.files import CannotOpen, UnreadableFile, read_regular
 from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
+from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import host_allowed as host_allowed  # the config's own name for it
 
@@ -96,6 +97,7 @@ class AppConfig:
         3  # self-heal writes undone by another writer, within the window, before it stops
     )
     remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
+    probe: ProbeSettings = field(default_factory=ProbeSettings)  # receiver probes, off unless enabled
 
 
 @dataclass(frozen=True)
