@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   run the daemon against the built-in simulator (sample apps)"
-	@echo "make test   every check CI runs: ruff, ruff format, mypy --strict, pytest"
+	@echo "make test   every check CI runs: ruff, ruff format, import layers, mypy --strict, pytest"
 	@echo "make bench  the benchmarks (not part of make test)"
 	@echo "make mutation  mutation score of the security-relevant core (slow; not part of make test)"
 	@echo "make clean  remove .venv and caches"
@@ -30,6 +30,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/lint-imports --no-cache
 
 types: $(STAMP)
 	$(BIN)/mypy --strict monitor

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +22,6 @@ from monitor.tencent.client import RoomConfigClient, Target
 from monitor.tencent.model import CallbackConfig
 
 log = structlog.get_logger("monitor.checker")
-
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def run_timeout(app: AppConfig) -> float:
@@ -64,24 +61,9 @@ class Checker:
 
     def _key(self, app: AppConfig) -> str:
         """The key, or SecretUnavailable / ResourceExhausted saying why not (never the key itself)."""
-        where = app.secret.describe()
-        try:
-            key = self._read_key(app)
-        except OSError as exc:
-            if exc.errno in OUT_OF_DESCRIPTORS:
-                name = errno.errorcode[exc.errno]
-                raise ResourceExhausted(
-                    f"out of file descriptors ({name}) reading the secret key from {where}"
-                ) from None
-            raise SecretUnavailable(
-                f"cannot read the secret key from {where} ({type(exc).__name__})"
-            ) from None
-        except (KeyError, UnicodeDecodeError) as exc:
-            raise SecretUnavailable(
-                f"cannot read the secret key from {where} ({type(exc).__name__})"
-            ) from None
+        key = self._read_key(app)
         if not key:
-            raise SecretUnavailable(f"the secret key in {where} is empty")
+            raise SecretUnavailable(f"the secret key in {app.secret.describe()} is empty")
         return key
 
     async def target(self, app: AppConfig) -> Target:

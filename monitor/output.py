@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from monitor.errors import CheckError
-from monitor.redact import redact_url
+from monitor.probe_model import ProbeResult
+from monitor.redact import redact_text, redact_url
 from monitor.tencent.model import CallbackConfig
 
 
@@ -93,3 +94,21 @@ def printable(text: str) -> str:
 def text_lines(lines: Iterable[str]) -> str:
     """Lines as terminal text: each one ``printable``, each ended by a newline."""
     return "".join(printable(line) + "\n" for line in lines)
+
+
+def probe_dict(result: ProbeResult | None) -> dict[str, Any] | None:
+    """The last probe of an app's receiver: how it ended and how long each phase took."""
+    if result is None:
+        return None
+    return {
+        "up": result.up,
+        "phase": str(result.phase) if result.phase is not None else None,
+        "error": redact_text(result.error) or None,
+        "status": result.status,
+        "address": result.address,
+        "cert_not_after": iso(result.cert_not_after),
+        "cert_problem": str(result.cert_problem) if result.cert_problem is not None else None,
+        "started": iso(result.started),
+        "duration_seconds": round(result.total, 3),
+        "phases": {str(phase): round(seconds, 3) for phase, seconds in result.durations},
+    }

@@ -240,7 +240,17 @@ async def test_text_report_is_a_table_with_redacted_urls(lab: Lab) -> None:
 
 
 REPORT_KEYS = {"version", "generated", "config", "summary", "apps"}
-APP_KEYS = {"name", "sdkappid", "result", "findings", "desired", "observed", "error", "duration_seconds"}
+APP_KEYS = {
+    "name",
+    "sdkappid",
+    "result",
+    "findings",
+    "desired",
+    "observed",
+    "error",
+    "duration_seconds",
+    "probe",
+}
 FINDING_KEYS = {"kind", "severity", "policy", "ignored", "desired", "observed", "missing", "unexpected"}
 ERROR_KEYS = {"reason", "message", "code", "request_id"}
 

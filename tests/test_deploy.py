@@ -53,6 +53,15 @@ PLANNED = {
 DESIGN_METRICS = frozenset(
     name + "_total" if kind == "counter" else name for name, kind in (PLANNED | DESIGN).items()
 )
+# Receiver probes' families (apps with probe.enabled), as the design names them.
+DESIGN_METRICS |= {
+    "callback_monitor_endpoint_up",
+    "callback_monitor_endpoint_cert_expiry_timestamp_seconds",
+    "callback_monitor_endpoint_probe_duration_seconds",
+    "callback_monitor_endpoint_http_status",
+    "callback_monitor_endpoint_probes_total",
+    "callback_monitor_endpoint_probe_failures_total",
+}
 HISTOGRAMS = frozenset(name for name, kind in DESIGN.items() if kind == "histogram")
 KNOWN_LABELS = frozenset(
     [
@@ -61,6 +70,7 @@ KNOWN_LABELS = frozenset(
         "kind",
         "policy",
         "reason",
+        "phase",
         "action",
         "code",
         "sink",
@@ -379,6 +389,9 @@ def test_dashboard_shows_every_view_the_issue_asks_for() -> None:
         "alerts_dropped_total",
         "alert_delivery_healthy",
         "remediations_total",  # self-heal
+        "endpoint_up",  # receiver probes
+        "endpoint_cert_expiry_timestamp_seconds",
+        "endpoint_probe_failures_total",
     ):
         assert f"callback_monitor_{metric}{{" in queried, metric
 

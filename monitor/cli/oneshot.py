@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -131,11 +132,27 @@ async def check_apps(
         return await gather_bounded(apps, config.limits.concurrency, work, Progress(len(apps), verb=verb))
 
 
+async def check_and_probe(
+    config: Config, apps: Sequence[AppConfig], ca_bundle: Path | None
+) -> list[AppResult]:
+    """The checks, and at the same time one probe of each receiver of the apps with probes on."""
+    from monitor.probe_check import probe_apps
+    from monitor.probe_shared import ProbeRunner
+
+    checks, probes = await asyncio.gather(
+        check_apps(config, apps, ca_bundle=ca_bundle), probe_apps(apps, ProbeRunner())
+    )
+    return [replace(r, endpoint=probes.get(r.app.name)) for r in checks]
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = load(args)
     print_warnings(config)
     apps = select(config, args.app)
-    results = asyncio.run(check_apps(config, apps, ca_bundle=ca_bundle_of(args)))
+    if args.no_probe or not any(app.probe.enabled for app in apps):
+        results = asyncio.run(check_apps(config, apps, ca_bundle=ca_bundle_of(args)))
+    else:
+        results = asyncio.run(check_and_probe(config, apps, ca_bundle_of(args)))
     if args.format == "json":
         doc = to_json(results, source=config.source, generated=time.time())
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")

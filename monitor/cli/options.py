@@ -187,6 +187,13 @@ CHECK = (
         kwargs={"choices": ("text", "json")},
     ),
     APPS,
+    Option(
+        ("--no-probe",),
+        "skip the receiver probes of apps with probe.enabled (env CALLBACK_MONITOR_NO_PROBE=1, true or yes)",
+        default=False,
+        kwargs={"action": "store_const", "const": True},
+        env_type=switch,
+    ),
     CA_BUNDLE,
     *LOGGING,
 )

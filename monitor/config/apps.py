@@ -8,6 +8,7 @@ from typing import Literal, TypeVar
 
 from monitor.config import secrets, values
 from monitor.config.model import NO_LABELS, AppConfig, Policy, SecretRef, UnexpectedCommands, host_allowed
+from monitor.config.probe import ProbeLayer, bad_probe_layer, read_probe, resolve_probe
 from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.secrets import SecretSpec
 from monitor.config.shapes import boolean, describe, either, keys, mapping, opt, required, word
@@ -33,6 +34,7 @@ LAYER_KEYS = (
     "remediate_max_failures",
     "remediate_max_reverts",
     "remediate_revert_window",
+    "probe",
 )
 APP_KEYS = ("name", "sdkappid", "labels", *LAYER_KEYS)
 POLICY_KEYS = ("require_https", "allowed_hosts", "unexpected_commands")
@@ -66,14 +68,16 @@ class Layer:
     remediate_max_failures: Slot[int] = None
     remediate_max_reverts: Slot[int] = None
     remediate_revert_window: Slot[float] = None
+    probe: ProbeLayer | None = None  # None: no probe key here
 
 
 def bad_layer(place: str) -> Layer:
     """A place whose mapping itself was wrong: apps that would inherit from it are not built."""
     layer = Layer(place)
     for name in Layer.__slots__:
-        if name != "place":
+        if name not in ("place", "probe"):
             setattr(layer, name, BAD)
+    layer.probe = bad_probe_layer()
     return layer
 
 
@@ -174,6 +178,7 @@ def read_layer(load: Load, m: Map, place: str) -> Layer:
     layer.remediate_max_failures = opt(load, m, place, "remediate_max_failures", values.consecutive)
     layer.remediate_max_reverts = opt(load, m, place, "remediate_max_reverts", values.consecutive)
     layer.remediate_revert_window = opt(load, m, place, "remediate_revert_window", values.interval)
+    layer.probe = read_probe(load, m, place)
     return layer
 
 
@@ -211,6 +216,7 @@ def resolve(
     max_failures = value_of(pick(own.remediate_max_failures, defaults.remediate_max_failures), 3)
     max_reverts = value_of(pick(own.remediate_max_reverts, defaults.remediate_max_reverts), 3)
     revert_window = value_of(pick(own.remediate_revert_window, defaults.remediate_revert_window), 600.0)
+    probe = resolve_probe(load, defaults.probe, own.probe, place, label)
     callback_at = pick(own.callback, defaults.callback)
     if callback_at is None:
         message = (
@@ -240,6 +246,7 @@ def resolve(
         or max_failures is BAD
         or max_reverts is BAD
         or revert_window is BAD
+        or probe is BAD
         or not isinstance(callback_at, At)
     ):
         return None
@@ -263,6 +270,7 @@ def resolve(
         remediate_max_failures=max_failures,
         remediate_max_reverts=max_reverts,
         remediate_revert_window=revert_window,
+        probe=probe,
     )
 
 

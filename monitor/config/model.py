@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,10 +10,13 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.config.files import UnreadableFile, read_regular
-from monitor.errors import Problem, SecretUnavailable
+from monitor.config.files import CannotOpen, UnreadableFile, read_regular
+from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
+from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import host_allowed as host_allowed  # the config's own name for it
+
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
@@ -40,7 +44,8 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space. Raises SecretUnavailable only.
+        """The secret, stripped of surrounding white space. Raises SecretUnavailable, or
+        ResourceExhausted when the process is out of file descriptors (the monitor's trouble, not a bad key).
 
         A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
         refused at once, never waited on or read without end.
@@ -53,6 +58,13 @@ class SecretRef:
         assert self.file is not None
         try:
             return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except CannotOpen as exc:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                name = errno.errorcode[exc.errno]
+                raise ResourceExhausted(
+                    f"out of file descriptors ({name}) reading the secret key from {self.describe()}"
+                ) from None
+            raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnreadableFile as exc:
             raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnicodeDecodeError:
@@ -85,6 +97,7 @@ class AppConfig:
         3  # self-heal writes undone by another writer, within the window, before it stops
     )
     remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
+    probe: ProbeSettings = field(default_factory=ProbeSettings)  # receiver probes, off unless enabled
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from monitor.drift import Finding, Kind
 from monitor.output import iso
+from monitor.probe_eval import EndpointFinding
 from monitor.redact import redact_text, redact_url
 from monitor.state import AppState, Status
 from monitor.tencent.model import CallbackConfig
@@ -83,10 +84,34 @@ def _finding(f: Finding) -> str:
     return '<p class="f">' + "<br>".join(lines) + "</p>"
 
 
+def _endpoint(f: EndpointFinding) -> str:
+    flags = f.severity + (", ignored" if f.ignored else "")
+    return (
+        f'<p class="f"><b>{_e(f.kind.value)}</b> <small>({_e(flags)})</small><br>'
+        f"receiver: {_url(f.desired)}<br>probe: {_e(redact_text(f.observed))}</p>"
+    )
+
+
+def _probe_line(state: AppState, now: float) -> str:
+    """The receiver's last probe, for apps with probes on: one short line under the findings."""
+    last = state.endpoint.latest
+    if last is None:
+        return ""
+    if last.up:
+        what = f"receiver up, HTTP {last.status}"
+    else:
+        what = f"receiver down in {last.phase}" + (f", HTTP {last.status}" if last.status else "")
+    if last.cert_not_after is not None:
+        what += f", certificate until {_abs(last.cert_not_after)}"
+    return f"<small>probe {_e(relative(last.started, now))}: {_e(what)} ({last.total:.2f}s)</small>"
+
+
 def _findings_cell(state: AppState, now: float) -> str:
+    endpoint = "".join(_endpoint(f) for f in sorted(state.endpoint.findings, key=lambda f: f.ignored))
+    endpoint += _probe_line(state, now)
     verdict = state.verdict
     if verdict is None:
-        return '<span class="muted">no verdict yet</span>'
+        return '<span class="muted">no verdict yet</span>' + endpoint
     parts = [_finding(f) for f in sorted(verdict.findings, key=lambda f: f.ignored)]
     if not parts:
         live = verdict.observed
@@ -96,7 +121,7 @@ def _findings_cell(state: AppState, now: float) -> str:
         )
     if state.stale and state.last_success is not None:
         parts.append(f"<small>verdict from {_e(relative(state.last_success, now))} (stale)</small>")
-    return "".join(parts)
+    return "".join(parts) + endpoint
 
 
 def _error_cell(state: AppState) -> str:
@@ -141,6 +166,9 @@ def status_html(view: View) -> str:
         f"{len(view.states)} apps: {counts[Status.IN_SYNC]} in sync, {counts[Status.DRIFT]} drift, "
         f"{counts[Status.ERROR]} error, {counts[Status.UNKNOWN]} unknown"
     )
+    receivers = sum(1 for s in view.states if s.endpoint.counted)
+    if receivers:
+        summary += f"; {receivers} with a receiver problem"
     config = f"config <code>{_e(view.source or '(none)')}</code>"
     if view.digest:
         config += f" <small>sha256 {_e(view.digest[:12])}</small>"
@@ -154,7 +182,10 @@ def status_html(view: View) -> str:
             '<p class="warn">The last config reload was rejected; the previous config keeps running.'
             f"<br><small>{_e(redact_text(view.last_reload_error))}</small></p>"
         )
-    ordered = sorted(view.states, key=lambda s: (_ORDER[s.status], s.identity.name))
+    # A receiver that cannot take callbacks needs a person as much as drift does.
+    ordered = sorted(
+        view.states, key=lambda s: (0 if s.endpoint.counted else _ORDER[s.status], s.identity.name)
+    )
     rows = "".join(_row(s, view.next_check.get(s.identity.name), now) for s in ordered)
     changes = sorted(
         ((c, s.identity.name) for s in view.states for c in s.history), key=lambda item: -item[0].at

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.output import callback_dict, error_dict, finding_dict, iso
+from monitor.output import callback_dict, error_dict, finding_dict, iso, probe_dict
 from monitor.redact import redact_text
 from monitor.state import AppState
 from monitor.store import Store
@@ -65,11 +65,13 @@ def _app_json(state: AppState, next_check: float | None) -> dict[str, Any]:
         "last_success": iso(state.last_success),
         "next_check": iso(next_check),
         "consecutive_errors": state.consecutive_errors,
-        "findings": [finding_dict(f) for f in verdict.findings] if verdict is not None else [],
+        "findings": [finding_dict(f) for f in (verdict.findings if verdict is not None else ())]
+        + [finding_dict(f) for f in state.endpoint.findings],
         "observed": callback_dict(verdict.observed) if verdict is not None else None,
         "desired": callback_dict(ident.desired),
         "last_error": error,
         "history": [_change(c.at, c.before, c.after) for c in state.history],
+        "probe": probe_dict(state.endpoint.latest),  # the receiver's last probe; null without probes
     }
 
 

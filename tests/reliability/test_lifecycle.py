@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,17 +163,24 @@ async def daemon_running(path: Path, **kwargs: Any) -> AsyncIterator[tuple[Daemo
 
 
 async def test_a_reload_that_cannot_finish_is_a_failed_reload_and_the_next_one_works(tmp_path: Path) -> None:
+    """A read that never ends (a hung network file system; here a loader held on an event) is a failed
+    reload after the deadline, and a later reload works."""
     config = one_app_config(tmp_path)
     good = config.read_text()
-    async with daemon_running(config, reload_timeout=0.5) as (daemon, _task):
-        make_fifo(config)
+    held = threading.Event()
+
+    def hanging(path: Path, **kwargs: Any) -> Config:
+        held.wait(30)
+        return load_config(path, **kwargs)
+
+    async with daemon_running(config, reload_timeout=0.5, loader=hanging) as (daemon, _task):
         try:
             with capture_logs() as logs:
                 started = time.monotonic()
                 assert await daemon.reload("SIGHUP") is False
                 elapsed = time.monotonic() - started
         finally:
-            release_fifo(config)
+            held.set()
         assert elapsed < 2, elapsed
         assert daemon.store.reload.successful is False
         assert "cannot be read" in daemon.store.reload.last_error
@@ -181,6 +189,25 @@ async def test_a_reload_that_cannot_finish_is_a_failed_reload_and_the_next_one_w
         assert list(daemon.store.states) == ["lifecycle-one"]
         samples = daemon.metrics.render().decode()
         assert "callback_monitor_config_last_reload_successful 0.0" in samples
+        config.write_text(good.replace("lifecycle-one", "lifecycle-two"))
+        assert await daemon.reload("file changed") is True
+        assert list(daemon.store.states) == ["lifecycle-two"]
+
+
+async def test_a_fifo_at_the_config_path_is_a_failed_reload_at_once(tmp_path: Path) -> None:
+    config = one_app_config(tmp_path)
+    good = config.read_text()
+    async with daemon_running(config) as (daemon, _task):
+        make_fifo(config)
+        try:
+            started = time.monotonic()
+            assert await daemon.reload("SIGHUP") is False
+            elapsed = time.monotonic() - started
+        finally:
+            release_fifo(config)
+        assert elapsed < 2, elapsed
+        assert "is a named pipe, not a regular file" in daemon.store.reload.last_error
+        assert list(daemon.store.states) == ["lifecycle-one"]
         config.unlink()
         config.write_text(good.replace("lifecycle-one", "lifecycle-two"))
         assert await daemon.reload("file changed") is True
