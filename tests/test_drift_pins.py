@@ -68,6 +68,10 @@ def test_live_urls_without_a_usable_authority_are_policy_violations(
         ("https:///cb", "https:///CB", False),
         ("h.example.com/cb", "H.example.com/cb", False),
         ("foo://h.example.com/cb", "FOO://H.example.com/cb", True),
+        ("https:h.example.com/cb", "HTTPS:h.example.com/cb", False),
+        ("https://@h.example.com/cb", "https://h.example.com/cb", False),
+        ("https://a@b@h.example.com/cb", "https://a@c@h.example.com/cb", False),
+        ("https://u@/cb", "https://u@xxxx/cb", False),
     ],
 )
 def test_url_equality(a: str, b: str, equal: bool) -> None:

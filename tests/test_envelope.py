@@ -139,6 +139,11 @@ def test_a_request_id_of_exactly_128_characters_is_kept() -> None:
     assert parse({**GOOD, "RequestId": "R" * 128}, "set_callback") == Answer(0, "R" * 128)
 
 
+def test_a_request_id_with_a_control_character_is_escaped_and_its_backslashes_kept() -> None:
+    answer = parse({**GOOD, "RequestId": "a\\b\x1bc"}, "set_callback")
+    assert answer == Answer(0, "a\\b\\x1bc")
+
+
 def test_a_request_id_of_129_characters_is_refused_before_anything_reads_it() -> None:
     assert refusal(parse({**GOOD, "RequestId": "?" * 129}, "set_callback")) == (
         "set_callback at api.example.com: the RequestId is longer than 128 characters (129)",

@@ -94,6 +94,9 @@ def test_a_secret_set_holds_ten_thousand_keys_of_one_length() -> None:
         ("https://u:p@ss@h.example.com/cb", "https://REDACTED@h.example.com/cb"),
         ("https://h.example.com/a@b/cb", "https://h.example.com/a@b/cb"),
         ("not a url ?token=abc", "not a url ?token=REDACTED"),
+        ("?token=abc", "?token=REDACTED"),
+        ("https://h.example.com/cb?a=1?b=2", "https://h.example.com/cb?a=REDACTED"),
+        ("https://h.example.com/cb?t=1#a#b?c=d", "https://h.example.com/cb?t=REDACTED#a#b?c=d"),
     ],
 )
 def test_query_values_are_cut_at_the_first_equals_sign(url: str, expected: str) -> None:

@@ -273,3 +273,17 @@ def test_a_field_of_the_wrong_type_is_malformed(field: str, value: object) -> No
 def test_the_version_field_is_not_required_by_our_decoder() -> None:
     doc = {k: v for k, v in GOOD_DOC.items() if k != "TLS.ver"}
     assert decode(_wire(json.dumps(doc).encode()))[0].identifier == "admin"
+
+
+def test_a_character_outside_the_wire_alphabet_is_malformed_not_skipped() -> None:
+    with pytest.raises(UserSigError) as caught:
+        decode(REFERENCE_SIG[:40] + "!" + REFERENCE_SIG[40:])
+    assert caught.value.problem == "malformed"
+
+
+def test_a_sig_field_that_is_not_valid_text_is_a_bad_signature() -> None:
+    """A lone surrogate (valid JSON) must fail the comparison, not raise a codec error."""
+    doc = json.dumps(GOOD_DOC).replace('"4lUx', '"\\ud800').encode()
+    with pytest.raises(UserSigError) as caught:
+        verify(_wire(doc), 1400000000, KEY, "admin", now=1700000000)
+    assert caught.value.problem == "bad_signature"

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from monitor.checker import Checker
 from monitor.config import AppConfig, load_config_text
 from monitor.simulator import Simulator
+from monitor.state import Outcome
 from monitor.tencent.client import RetryPolicy, RoomConfigClient
 from tests.reliability.lab import Leaks
 
@@ -89,15 +90,8 @@ async def test_an_unplanned_exception_fails_the_check_as_internal_and_the_app_st
     assert (await checker.check(app)).verdict is not None
 
 
-async def test_running_out_of_file_descriptors_is_its_own_reason_not_a_bad_key(
-    sim: Simulator, client: RoomConfigClient, tmp_path: Path
-) -> None:
-    assert sim.url is not None
-    key_file = tmp_path / "shop.key"
-    key_file.write_text(KEY)
-    app = app_config(sim.url, {}, secret_key_file=str(key_file))
-    checker = Checker(client)
-
+async def exhausted(checker: Checker, app: AppConfig) -> Outcome:
+    """One check of ``app`` while every file descriptor the process may open is taken."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     held: list[int] = []
     resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
@@ -106,18 +100,29 @@ async def test_running_out_of_file_descriptors_is_its_own_reason_not_a_bad_key(
             while True:
                 held.append(os.open(os.devnull, os.O_RDONLY))
         assert full.value.errno == errno.EMFILE
-        outcome = await checker.check(app)
+        return await checker.check(app)
     finally:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
+
+async def test_running_out_of_file_descriptors_reading_the_key_is_its_own_reason_not_a_bad_key(
+    sim: Simulator, client: RoomConfigClient, tmp_path: Path
+) -> None:
+    assert sim.url is not None
+    key_file = tmp_path / "shop.key"
+    key_file.write_text(KEY)
+    app = app_config(sim.url, {}, secret_key_file=str(key_file))
+    assert (await Checker(client).check(app)).verdict is not None  # everything a check uses is loaded
+    checker = Checker(client)  # one that has not read the key yet
+
+    outcome = await exhausted(checker, app)
+
     assert outcome.error is not None
     assert outcome.error.reason == "resource_exhausted"
-    assert (
-        outcome.error.message
-        == f"out of file descriptors (EMFILE) reading the secret key from file {key_file}"
-    )
+    expected = f"out of file descriptors (EMFILE) reading the secret key from file {key_file}"
+    assert outcome.error.message == expected
     assert (await checker.check(app)).verdict is not None
 
 
