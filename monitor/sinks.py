@@ -31,7 +31,7 @@ from monitor.alerts import (
 )
 from monitor.config import Alerting, AlertmanagerSink, WebhookSink
 from monitor.delivery import SENT, Attempt, DeliveryObserver, Outbox, Sleep
-from monitor.errors import SecretUnavailable
+from monitor.errors import ResourceExhausted, SecretUnavailable
 from monitor.redact import redact_text, redact_url
 from monitor.state import AlertEvent
 from monitor.store import Store
@@ -207,7 +207,7 @@ class WebhookDelivery:
         if self.config.secret is not None:
             try:
                 secret = self.config.secret.read(self._environ)
-            except SecretUnavailable:  # read again next time: a mounted Secret may appear later
+            except (SecretUnavailable, ResourceExhausted):  # read again next time, as it may appear
                 return Attempt(ok=False, retry=True, problem=f"cannot read {self.config.secret.describe()}")
             headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
         return await post(self._session, self.config.url, body, headers, self.config.timeout)

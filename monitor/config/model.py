@@ -9,11 +9,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from errno import errorcode
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.config.files import UnreadableFile, read_regular
-from monitor.errors import Problem, SecretUnavailable
+from monitor.config.files import CannotOpen, UnreadableFile, read_regular
+from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
 from monitor.tencent.model import CallbackConfig
 
 MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
@@ -57,7 +58,9 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space. Raises SecretUnavailable only.
+        """The secret, stripped of surrounding white space.
+
+        Raises SecretUnavailable, or ResourceExhausted when the process has no file descriptor left.
 
         A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
         refused at once, never waited on or read without end.
@@ -70,6 +73,12 @@ class SecretRef:
         assert self.file is not None
         try:
             return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except CannotOpen as exc:
+            if exc.out_of_descriptors:  # the monitor's trouble, not a bad key
+                name = errorcode[exc.errno] if exc.errno is not None else "?"
+                message = f"out of file descriptors ({name}) reading the secret key from {self.describe()}"
+                raise ResourceExhausted(message) from None
+            raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnreadableFile as exc:
             raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnicodeDecodeError:
