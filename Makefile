@@ -7,12 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint types unit bench clean
+.PHONY: help install demo test lint types unit bench mutation clean
 
 help:
 	@echo "make demo   run the daemon against the built-in simulator (sample apps)"
-	@echo "make test   every check CI runs: ruff, ruff format, mypy --strict, pytest"
+	@echo "make test   every check CI runs: ruff, ruff format, import layers, mypy --strict, pytest"
 	@echo "make bench  the benchmarks (not part of make test)"
+	@echo "make mutation  mutation score of the security-relevant core (slow; not part of make test)"
 	@echo "make clean  remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -29,6 +30,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/lint-imports --no-cache
 
 types: $(STAMP)
 	$(BIN)/mypy --strict monitor
@@ -41,5 +43,17 @@ test: lint types unit
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Mutants of these functions only: the core modules whole, and the envelope parsing and error mapping
+# of the client (its I/O, retries and failover are tested by the reliability suite instead).
+MUTANTS := 'monitor.drift.*' 'monitor.state.*' 'monitor.redact.*' 'monitor.urls.*' \
+	'monitor.tencent.usersig.*' 'monitor.tencent.client.x_parse_envelope*' \
+	'monitor.tencent.client.x__beyond_bounds*' 'monitor.tencent.client.x__clean_request_id*' \
+	'monitor.tencent.client.x_code_label*' 'monitor.tencent.client.x_hostname*'
+
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	$(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	$(BIN)/python -m tests.mutation_score
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) mutants .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

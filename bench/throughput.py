@@ -3,7 +3,7 @@
 Both sides run in this process, one after the other (alternating which goes first), against the same
 simulator process, with the same concurrency (``limits.concurrency``, 32). The monitor's rate limit
 is set to 100,000 requests/s so that it is not what is measured. The monitor side is what ``check``
-does per app (``cli._gather_bounded`` over ``Checker.check``: secret file read, UserSig from the
+does per app (``cli.gather_bounded`` over ``Checker.check``: secret file read, UserSig from the
 client's cache, the rate limiter, the POST, strict envelope parsing, the drift comparison) on one
 warmed client, as the daemon runs it; the baseline makes the same signed POST (UserSigs signed once
 up front, as the client caches them), reads the body and parses its JSON, and nothing else.
@@ -22,8 +22,8 @@ import aiohttp
 
 from bench.harness import Fleet, Simulator, Workdir, median, simulator
 from bench.report import Section
-from monitor import cli
 from monitor.checker import Checker
+from monitor.cli import oneshot as cli
 from monitor.config import AppConfig, Config, load_config
 from monitor.state import Outcome
 from monitor.tencent.usersig import sign
@@ -37,7 +37,7 @@ async def _monitor_pass(checker: Checker, apps: Sequence[AppConfig], concurrency
         return await checker.check(app)
 
     progress = cli.Progress(len(apps), stream=io.StringIO())
-    outcomes: list[Outcome] = await cli._gather_bounded(apps, concurrency, work, progress)
+    outcomes: list[Outcome] = await cli.gather_bounded(apps, concurrency, work, progress)
     bad = sum(1 for o in outcomes if o.verdict is None or not o.verdict.in_sync)
     return time.perf_counter(), bad
 
@@ -94,7 +94,7 @@ async def _measure_size(section: Section, config: Config, runs: int, sim: Simula
     results: dict[str, list[dict[str, float]]] = {"monitor": [], "baseline": []}
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     async with (
-        cli._client(config) as client,
+        cli.vendor_client(config) as client,
         aiohttp.ClientSession(connector=connector) as session,
     ):
         checker = Checker(client)

@@ -106,6 +106,12 @@ def verify_signature(
 DRIFT_ALERT = "CallbackConfigDrift"
 POLICY_ALERT = "CallbackPolicyViolation"
 FAILING_ALERT = "CallbackCheckFailing"
+# Receiver probes: one alert name per endpoint kind, the names the Prometheus rules use.
+ENDPOINT_ALERTS = {
+    Kind.ENDPOINT_UNREACHABLE: "CallbackEndpointUnreachable",
+    Kind.ENDPOINT_CERT_INVALID: "CallbackEndpointCertInvalid",
+    Kind.ENDPOINT_CERT_EXPIRING: "CallbackEndpointCertExpiring",
+}
 # A firing alert is valid for this many resend intervals (as Prometheus does): should the monitor
 # stop sending (killed, or the app removed from every replica), Alertmanager resolves it by itself.
 VALID_FOR_RESENDS = 4
@@ -119,6 +125,9 @@ _SUMMARY = {
     Kind.UNEXPECTED_COMMANDS: "sends callback commands the desired state does not list",
     Kind.INSECURE_URL: "sends its callbacks to a URL that is not https",
     Kind.HOST_NOT_ALLOWED: "sends its callbacks to a host that is not allowed",
+    Kind.ENDPOINT_UNREACHABLE: "has a callback receiver that probes cannot reach",
+    Kind.ENDPOINT_CERT_INVALID: "has a callback receiver whose certificate is refused",
+    Kind.ENDPOINT_CERT_EXPIRING: "has a callback receiver whose certificate expires soon",
 }
 
 Pairs = tuple[tuple[str, str], ...]
@@ -201,6 +210,17 @@ def app_alerts(
             own.update(alertname=DRIFT_ALERT, kind=finding.kind.value)
         labels = _sorted(static_labels, ident.labels, own)
         out[labels] = Alert(ident.name, labels, _sorted(_finding_annotations(state, finding)), now, link)
+    for endpoint in state.endpoint.counted:
+        own = {**base, "severity": endpoint.severity, "alertname": ENDPOINT_ALERTS[endpoint.kind]}
+        own["kind"] = endpoint.kind.value
+        labels = _sorted(static_labels, ident.labels, own)
+        annotations = {
+            "summary": f"{ident.name} ({ident.sdkappid}) {_SUMMARY[endpoint.kind]} [{endpoint.kind.value}]",
+            "description": (
+                f"Desired URL: {redact_url(endpoint.desired)}. Probe: {redact_text(endpoint.observed)}."
+            ),
+        }
+        out[labels] = Alert(ident.name, labels, _sorted(annotations), now, link)
     if state.failing:
         error = state.failing_error or state.last_error
         reason = error.reason if error is not None else "unknown"

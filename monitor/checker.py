@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -16,12 +15,13 @@ from monitor.config import AppConfig
 from monitor.drift import compare
 from monitor.errors import INTERNAL, CheckError, ResourceExhausted, SecretUnavailable, TencentError
 from monitor.filestat import Signature, file_signature
+from monitor.output import printable
+from monitor.redact import redact_url
 from monitor.state import Outcome
 from monitor.tencent.client import RoomConfigClient, Target
+from monitor.tencent.model import CallbackConfig
 
 log = structlog.get_logger("monitor.checker")
-
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def run_timeout(app: AppConfig) -> float:
@@ -61,24 +61,9 @@ class Checker:
 
     def _key(self, app: AppConfig) -> str:
         """The key, or SecretUnavailable / ResourceExhausted saying why not (never the key itself)."""
-        where = app.secret.describe()
-        try:
-            key = self._read_key(app)
-        except OSError as exc:
-            if exc.errno in OUT_OF_DESCRIPTORS:
-                name = errno.errorcode[exc.errno]
-                raise ResourceExhausted(
-                    f"out of file descriptors ({name}) reading the secret key from {where}"
-                ) from None
-            raise SecretUnavailable(
-                f"cannot read the secret key from {where} ({type(exc).__name__})"
-            ) from None
-        except (KeyError, UnicodeDecodeError) as exc:
-            raise SecretUnavailable(
-                f"cannot read the secret key from {where} ({type(exc).__name__})"
-            ) from None
+        key = self._read_key(app)
         if not key:
-            raise SecretUnavailable(f"the secret key in {where} is empty")
+            raise SecretUnavailable(f"the secret key in {app.secret.describe()} is empty")
         return key
 
     async def target(self, app: AppConfig) -> Target:
@@ -140,9 +125,27 @@ class Checker:
         except TimeoutError:
             error = CheckError(reason="timeout", message=f"{what} took longer than {limit:g}s")
         else:
-            verdict = compare(app.callback, observed, app.policy, app.ignore)
-            return Outcome(started=started, finished=self._clock(), verdict=verdict)
+            if problem := unshowable(observed):
+                error = CheckError(reason="invalid_response", message=problem)
+            else:
+                verdict = compare(app.callback, observed, app.policy, app.ignore)
+                return Outcome(started=started, finished=self._clock(), verdict=verdict)
         return Outcome(started=started, finished=self._clock(), error=error)
+
+
+def unshowable(observed: CallbackConfig | None) -> str:
+    """Why the live config cannot be shown as it is, or "": a URL or command word holding control or
+    invisible characters (a newline, ESC, U+202E) could forge what a person reads in a report or a plan,
+    so it is an invalid answer, shown escaped, never a config compared as if it were clean."""
+    if observed is None:
+        return ""
+    if not observed.url.isprintable():
+        shown = redact_url(printable(observed.url))
+        return f"the live callback URL holds control or invisible characters: {shown}"
+    bad = [printable(c) for c in observed.commands if not c.isprintable()]
+    if bad:
+        return f"the live command list holds control or invisible characters: {', '.join(bad)}"
+    return ""
 
 
 def _log(app: AppConfig, outcome: Outcome) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from monitor import config
 from monitor.config import Policy, UnexpectedCommands
 from monitor.kinds import DRIFT_KINDS as DRIFT_KINDS
 from monitor.kinds import POLICY_KINDS as POLICY_KINDS
@@ -16,6 +15,8 @@ from monitor.kinds import SEVERITY as SEVERITY
 from monitor.kinds import Kind as Kind
 from monitor.tencent.commands import canonical
 from monitor.tencent.model import CallbackConfig
+from monitor.urls import problem as url_problem
+from monitor.urls import url_host_allowed as host_allowed
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -93,7 +94,7 @@ def compare(
             found.append((Kind.UNEXPECTED_COMMANDS, (), unexpected))
 
     if observed is not None:
-        if policy.require_https and _scheme(observed.url) != "https":
+        if (policy.require_https and _scheme(observed.url) != "https") or url_problem(observed.url):
             found.append((Kind.INSECURE_URL, (), ()))
         if not host_allowed(observed.url, policy.allowed_hosts):
             found.append((Kind.HOST_NOT_ALLOWED, (), ()))
@@ -157,16 +158,6 @@ def _key(parts: SplitResult) -> tuple[object, ...]:
     port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme)
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
     return (scheme, (parts.hostname or "").lower(), port, userinfo, parts.path, parts.query, parts.fragment)
-
-
-def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """Whether the URL's host is allowed, by the same rule the config loader applies to desired URLs."""
-    if not allowed_hosts:
-        return True
-    parts = _split(url)
-    if parts is None or not parts.hostname:
-        return False
-    return config.host_allowed(parts.hostname, allowed_hosts)
 
 
 def same_config(a: CallbackConfig | None, b: CallbackConfig | None) -> bool:

@@ -15,6 +15,9 @@ class Kind(StrEnum):
     UNEXPECTED_COMMANDS = "unexpected_commands"
     INSECURE_URL = "insecure_url"
     HOST_NOT_ALLOWED = "host_not_allowed"
+    ENDPOINT_UNREACHABLE = "endpoint_unreachable"  # receiver probes (opt-in): the desired URL's receiver
+    ENDPOINT_CERT_INVALID = "endpoint_cert_invalid"
+    ENDPOINT_CERT_EXPIRING = "endpoint_cert_expiring"
 
 
 DRIFT_KINDS: tuple[Kind, ...] = (
@@ -25,6 +28,11 @@ DRIFT_KINDS: tuple[Kind, ...] = (
     Kind.UNEXPECTED_COMMANDS,
 )
 POLICY_KINDS: tuple[Kind, ...] = (Kind.INSECURE_URL, Kind.HOST_NOT_ALLOWED)
+ENDPOINT_KINDS: tuple[Kind, ...] = (
+    Kind.ENDPOINT_UNREACHABLE,
+    Kind.ENDPOINT_CERT_INVALID,
+    Kind.ENDPOINT_CERT_EXPIRING,
+)
 
 SEVERITY: dict[Kind, str] = {
     Kind.CONFIG_MISSING: "critical",
@@ -34,4 +42,7 @@ SEVERITY: dict[Kind, str] = {
     Kind.UNEXPECTED_COMMANDS: "warning",
     Kind.INSECURE_URL: "critical",
     Kind.HOST_NOT_ALLOWED: "critical",
+    Kind.ENDPOINT_UNREACHABLE: "critical",
+    Kind.ENDPOINT_CERT_INVALID: "critical",
+    Kind.ENDPOINT_CERT_EXPIRING: "warning",  # critical within the app's probe.cert_critical
 }

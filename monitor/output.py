@@ -2,15 +2,18 @@
 
 The check report, the status page and the alerts all print these; URLs are redacted here, once. The
 module sits below the pure core, so a finding is typed by its shape (``drift.Finding`` has it).
+``printable`` makes any text safe for a terminal: what the vendor sends may hold escape sequences.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from monitor.errors import CheckError
-from monitor.redact import redact_url
+from monitor.probe_model import ProbeResult
+from monitor.redact import redact_text, redact_url
 from monitor.tencent.model import CallbackConfig
 
 
@@ -73,4 +76,39 @@ def error_dict(error: CheckError | None) -> dict[str, Any] | None:
         "message": error.message,
         "code": error.code,
         "request_id": error.request_id or None,
+    }
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on or hide shown as its escape (``\\x1b``).
+
+    Control characters (newline, ESC, DEL, C1), bidi and other format characters (U+202E, zero
+    width), line and paragraph separators and unusual spaces: anything ``str.isprintable`` refuses.
+    A line of vendor text escaped here cannot forge another line, colour or reorder what is shown.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def text_lines(lines: Iterable[str]) -> str:
+    """Lines as terminal text: each one ``printable``, each ended by a newline."""
+    return "".join(printable(line) + "\n" for line in lines)
+
+
+def probe_dict(result: ProbeResult | None) -> dict[str, Any] | None:
+    """The last probe of an app's receiver: how it ended and how long each phase took."""
+    if result is None:
+        return None
+    return {
+        "up": result.up,
+        "phase": str(result.phase) if result.phase is not None else None,
+        "error": redact_text(result.error) or None,
+        "status": result.status,
+        "address": result.address,
+        "cert_not_after": iso(result.cert_not_after),
+        "cert_problem": str(result.cert_problem) if result.cert_problem is not None else None,
+        "started": iso(result.started),
+        "duration_seconds": round(result.total, 3),
+        "phases": {str(phase): round(seconds, 3) for phase, seconds in result.durations},
     }

@@ -3,36 +3,42 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from monitor.urls import authority_span
 
 REDACTED = "REDACTED"
 
+# Both patterns see untrusted text (vendor answers, exception messages) and run in linear time: a
+# match can only start at a separator or at "://", and what it scans stops at the next one, so no
+# character is scanned by more than one attempt ("?" * n or "a." * n cost n steps, not n * n).
 # key=value pairs in a query string (value up to the next separator or white space).
-_QUERY_VALUE = re.compile(r"([?&;][^=&;#\s]*=)[^&;#\s\"'<>]*")
-# scheme://user:pass@ or scheme://token@ inside any text.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]+@")
+_QUERY_VALUE = re.compile(r"([?&;][^=&;#?\s]*=)[^&;#\s\"'<>]*")
+# ://user:pass@ or ://token@ inside any text; the user-info runs to the LAST "@" of the authority
+# (a password may hold "@"), which ends at "/", "\", "?", "#" or white space as a WHATWG parser says.
+_USERINFO = re.compile(r"://[^/\\?#\s\"'<>]*@")
 
 
 def redact_url(url: str) -> str:
     """``url`` with every query value and any user-info replaced by REDACTED.
 
     Keys stay visible (``?token=REDACTED``) so that a reader can see what changed without seeing
-    the secret; the scheme, host, port, path and fragment are kept exactly.
+    the secret; the scheme, host, port, path and fragment are kept exactly. The user-info is what a
+    WHATWG parser takes for it, so the host shown is the host such a client would connect to
+    (``https://evil.net\\@hooks.example.com/`` keeps ``evil.net`` in sight).
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return redact_text(url)
-    netloc = parts.netloc
-    if "@" not in netloc and not parts.query:
+    span = authority_span(url)
+    if span is not None:
+        start, end = span
+        at = url.rfind("@", start, end)
+        if at != -1:
+            url = f"{url[:start]}{REDACTED}{url[at:]}"
+    fragment = url.find("#")
+    query_end = fragment if fragment != -1 else len(url)
+    mark = url.find("?", 0, query_end)
+    if mark == -1:
         return url
-    if "@" in netloc:
-        netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        query = "&".join(_redact_pair(pair) for pair in query.split("&"))
-    scheme = url[: len(parts.scheme)]  # urlsplit lower-cases the scheme; show it as written
-    return urlunsplit(SplitResult(scheme, netloc, parts.path, query, parts.fragment))
+    query = "&".join(_redact_pair(pair) for pair in url[mark + 1 : query_end].split("&"))
+    return f"{url[: mark + 1]}{query}{url[query_end:]}"
 
 
 def _redact_pair(pair: str) -> str:
@@ -48,7 +54,7 @@ def redact_text(text: str) -> str:
     The last line of defence for log lines and exception messages: anything that looks like
     ``?k=v`` or ``scheme://user@`` loses its secret part.
     """
-    text = _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _USERINFO.sub(f"://{REDACTED}@", text)
     return _QUERY_VALUE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 

@@ -16,9 +16,19 @@ from typing import Any
 import yaml
 
 from monitor.config import AppConfig
-from monitor.drift import SEVERITY, Finding
-from monitor.output import callback_dict, error_dict, finding_dict, iso, url_or_none
-from monitor.redact import redact_url
+from monitor.kinds import ENDPOINT_KINDS
+from monitor.output import (
+    FindingLike,
+    callback_dict,
+    error_dict,
+    finding_dict,
+    iso,
+    probe_dict,
+    text_lines,
+    url_or_none,
+)
+from monitor.probe_eval import EndpointState
+from monitor.redact import redact_text, redact_url
 from monitor.state import Outcome
 from monitor.tencent.model import CallbackConfig
 
@@ -31,13 +41,23 @@ EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 class AppResult:
     app: AppConfig
     outcome: Outcome
+    endpoint: EndpointState | None = None  # the receiver probe's, for apps with probes on
 
     @property
     def result(self) -> str:
+        """error, drift (drift, a policy violation or an endpoint finding that counts) or in_sync."""
         verdict = self.outcome.verdict
         if verdict is None:
             return "error"
-        return "in_sync" if verdict.in_sync else "drift"
+        endpoint_ok = self.endpoint is None or not self.endpoint.counted
+        return "in_sync" if verdict.in_sync and endpoint_ok else "drift"
+
+    @property
+    def findings(self) -> tuple[FindingLike, ...]:
+        """The verdict's findings, then the receiver's."""
+        verdict = self.outcome.verdict
+        found: tuple[FindingLike, ...] = verdict.findings if verdict is not None else ()
+        return found + (self.endpoint.findings if self.endpoint is not None else ())
 
 
 def exit_code(results: Sequence[AppResult]) -> int:
@@ -59,11 +79,12 @@ def to_json(results: Sequence[AppResult], *, source: str, generated: float) -> d
                 "name": r.app.name,
                 "sdkappid": r.app.sdkappid,
                 "result": r.result,
-                "findings": [finding_dict(f) for f in verdict.findings] if verdict else [],
+                "findings": [finding_dict(f) for f in r.findings],
                 "desired": callback_dict(r.app.callback),
                 "observed": callback_dict(verdict.observed) if verdict else None,
                 "error": error_dict(r.outcome.error),
                 "duration_seconds": round(r.outcome.finished - r.outcome.started, 3),
+                "probe": probe_dict(r.endpoint.latest) if r.endpoint is not None else None,
             }
         )
     return {
@@ -75,25 +96,30 @@ def to_json(results: Sequence[AppResult], *, source: str, generated: float) -> d
     }
 
 
-def _finding_lines(finding: Finding) -> list[str]:
-    label = f"{finding.kind.value} ({SEVERITY[finding.kind]}{', ignored' if finding.ignored else ''})"
+def _finding_lines(finding: FindingLike) -> list[str]:
+    label = f"{finding.kind} ({finding.severity}{', ignored' if finding.ignored else ''})"
     lines = [label]
     if finding.missing:
         lines.append(f"  missing    {', '.join(finding.missing)}")
     if finding.unexpected:
         lines.append(f"  unexpected {', '.join(finding.unexpected)}")
-    if finding.kind.value in ("url_mismatch", "insecure_url", "host_not_allowed", "config_present"):
+    if finding.kind in ENDPOINT_KINDS:
+        lines.append(f"  desired    {url_or_none(finding.desired)}")
+        lines.append(f"  observed   {redact_text(finding.observed or '')}")
+    if finding.kind in ("url_mismatch", "insecure_url", "host_not_allowed", "config_present"):
         if finding.desired is not None:
             lines.append(f"  desired    {redact_url(finding.desired)}")
         lines.append(f"  observed   {url_or_none(finding.observed) or '(none)'}")
-    if finding.kind.value == "config_missing" and finding.desired is not None:
+    if finding.kind == "config_missing" and finding.desired is not None:
         lines.append(f"  desired    {redact_url(finding.desired)}")
         lines.append("  observed   (no callback configured)")
     return lines
 
 
 def render_text(results: Sequence[AppResult]) -> str:
-    """A table a person reads: one row per app, details of findings and errors indented below."""
+    """A table a person reads: one row per app, details of findings and errors indented below.
+
+    Every line is terminal-safe: control and bidi characters in any text are shown as escapes."""
     name_w = max([len("APP"), *(len(r.app.name) for r in results)])
     id_w = max([len("SDKAPPID"), *(len(str(r.app.sdkappid)) for r in results)])
     head = f"{'APP':<{name_w}}  {'SDKAPPID':<{id_w}}  {'RESULT':<7}  DETAILS"
@@ -105,8 +131,8 @@ def render_text(results: Sequence[AppResult]) -> str:
         details: list[str] = []
         if r.outcome.error is not None:
             details = [f"{r.outcome.error.reason}: {r.outcome.error.message}"]
-        elif r.outcome.verdict is not None:
-            for finding in r.outcome.verdict.findings:
+        else:
+            for finding in r.findings:
                 details += _finding_lines(finding)
         row = f"{r.app.name:<{name_w}}  {r.app.sdkappid:<{id_w}}  {shown:<7}"
         out.append(f"{row}  {details[0]}" if details else row)
@@ -117,7 +143,7 @@ def render_text(results: Sequence[AppResult]) -> str:
         f"{len(results)} app{'s' if len(results) != 1 else ''}: {counts['in_sync']} in sync, "
         f"{counts['drift']} drifted, {counts['error']} not checked"
     )
-    return "\n".join(out) + "\n"
+    return text_lines(out)  # vendor text (messages, RequestIds) shown escaped, never acted on
 
 
 def export_yaml(

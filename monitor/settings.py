@@ -22,13 +22,17 @@ def env_name(option: str) -> str:
     return ENV_PREFIX + option.lstrip("-").replace("-", "_").upper()
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``[::1]:PORT`` -> (host, port). Raises ValueError with a reason."""
+def parse_listen(value: str, *, empty_host: str = "0.0.0.0") -> tuple[str, int]:  # noqa: S104
+    """``HOST:PORT``, ``:PORT`` or ``[::1]:PORT`` -> (host, port). Raises ValueError with a reason.
+
+    An empty host is ``empty_host``: every interface for ``serve`` (as in Prometheus: it scrapes the
+    pod IP), loopback for the simulator (its control API has no authentication).
+    """
     value = value.strip()
     host, sep, port_text = value.rpartition(":")
     if not sep:
         raise ValueError(f"{value!r} is not HOST:PORT (for example 0.0.0.0:9765 or 127.0.0.1:0)")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ':9765' means every interface, as in Prometheus
+    host = host.strip("[]") or empty_host
     try:
         port = int(port_text)
     except ValueError:
@@ -41,12 +45,6 @@ def parse_listen(value: str) -> tuple[str, int]:
         except ValueError:
             raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
     return host, port
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    format: str | None = None  # "json", "console" or None: json unless stdout is a terminal
-    level: str = "info"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from monitor.alerts import (
     webhook_body,
 )
 from monitor.config import Alerting, AlertmanagerSink, WebhookSink
-from monitor.delivery import SENT, Attempt, DeliveryObserver, Outbox, Sleep
+from monitor.delivery import SENT, Attempt, DeliveryObserver, Outbox, Sleep, retry_after_seconds
 from monitor.errors import ResourceExhausted, SecretUnavailable
 from monitor.redact import redact_text, redact_url
 from monitor.state import AlertEvent
@@ -40,14 +40,20 @@ log = structlog.get_logger("monitor.sinks")
 
 ALERTS_PATH = "/api/v2/alerts"
 MAX_BATCH = 500  # alerts in one POST to Alertmanager
-RETIRE_FLUSH = 5.0  # seconds a sink removed by a reload has to deliver what it holds
+RETIRE_FLUSH = 5.0  # seconds a sink removed by a reload has to deliver what it holds (less at shutdown)
 _USER_AGENT = f"callback-monitor/{__version__}"
 
 
 async def post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str], seconds: float
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    seconds: float,
+    clock: Callable[[], float],
 ) -> Attempt:
-    """POST ``body`` within ``seconds``: 2xx is success; 5xx, 408, 429 and network errors merit a retry."""
+    """POST ``body`` within ``seconds``: 2xx is success; 5xx, 408, 429 and network errors merit a retry,
+    after what ``Retry-After`` asks on a 429 or 503 (``clock`` reads its HTTP-date form)."""
     shown = redact_url(url)
     try:
         async with session.post(
@@ -61,8 +67,12 @@ async def post(
                 return SENT
             text = (await response.content.read(200)).decode("utf-8", "replace").strip()
             retry = response.status >= 500 or response.status in (408, 429)
+            wait = None
+            if response.status in (429, 503):
+                wait = retry_after_seconds(response.headers.get("Retry-After"), clock())
             detail = f": {redact_text(text)}" if text else ""
-            return Attempt(ok=False, retry=retry, problem=f"HTTP {response.status} from {shown}{detail}")
+            problem = f"HTTP {response.status} from {shown}{detail}"
+            return Attempt(ok=False, retry=retry, problem=problem, retry_after=wait)
     except TimeoutError:
         return Attempt(ok=False, retry=True, problem=f"no answer from {shown} within {seconds:g}s")
     except aiohttp.ClientError as exc:
@@ -105,6 +115,7 @@ class AlertmanagerDelivery:
             sleep=sleep,
             rng=rng,
             more=self._resends,
+            key=lambda alert: alert.labels,  # a change replaces the pending resend of its alert
         )
 
     def on_event(self, event: AlertEvent) -> None:
@@ -136,6 +147,9 @@ class AlertmanagerDelivery:
             await asyncio.gather(self._timer, return_exceptions=True)
         await self.outbox.stop(flush)
 
+    def hurry(self) -> None:
+        self.outbox.hurry()
+
     async def _tick(self) -> None:
         while True:
             await self._sleep(self.config.resend_interval)
@@ -152,9 +166,8 @@ class AlertmanagerDelivery:
         now = self._clock()
         valid_for = VALID_FOR_RESENDS * self.config.resend_interval
         body = json.dumps([a.to_json(now, valid_for) for a in latest(batch)]).encode()
-        return await post(
-            self._session, self.config.url.rstrip("/") + ALERTS_PATH, body, {}, self.config.timeout
-        )
+        url = self.config.url.rstrip("/") + ALERTS_PATH
+        return await post(self._session, url, body, {}, self.config.timeout, self._clock)
 
 
 class WebhookDelivery:
@@ -195,6 +208,9 @@ class WebhookDelivery:
     async def stop(self, flush: float) -> None:
         await self.outbox.stop(flush)
 
+    def hurry(self) -> None:
+        self.outbox.hurry()
+
     async def _send(self, batch: list[AlertEvent]) -> Attempt:
         (event,) = batch
         body = webhook_body(event)
@@ -207,10 +223,10 @@ class WebhookDelivery:
         if self.config.secret is not None:
             try:
                 secret = self.config.secret.read(self._environ)
-            except (SecretUnavailable, ResourceExhausted):  # read again next time, as it may appear
+            except (SecretUnavailable, ResourceExhausted):  # read again next time: a Secret may appear later
                 return Attempt(ok=False, retry=True, problem=f"cannot read {self.config.secret.describe()}")
             headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
-        return await post(self._session, self.config.url, body, headers, self.config.timeout)
+        return await post(self._session, self.config.url, body, headers, self.config.timeout, self._clock)
 
 
 _Sink = AlertmanagerDelivery | WebhookDelivery
@@ -241,7 +257,7 @@ class AlertSinks:
         self.webhook: WebhookDelivery | None = None
         self._session: aiohttp.ClientSession | None = None
         self._applied: dict[str, object] = {}
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[asyncio.Task[None], _Sink] = {}  # sinks a reload removed, still flushing
 
     def sinks(self) -> list[_Sink]:
         return [s for s in (self.alertmanager, self.webhook) if s is not None]
@@ -322,19 +338,23 @@ class AlertSinks:
             return
         log.info("alert_sink_stopped", sink=sink.sink)
         task = asyncio.create_task(sink.stop(RETIRE_FLUSH), name=f"alerts-{sink.sink}-retire")
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = sink
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
 
     async def stop(self, flush: float) -> None:
-        """Stop taking events, give the queues ``flush`` seconds in all, then close the connections."""
+        """Stop taking events, give every queue (a retiring sink's too) the same ``flush`` seconds, all
+        at once, then close the connections: the whole stop takes ``flush`` and no more."""
         if self.on_event in self.store.listeners:
             self.store.listeners.remove(self.on_event)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + flush
-        for sink in reversed(self.sinks()):
-            await sink.stop(max(0.0, deadline - loop.time()))
+        stopping = [asyncio.create_task(sink.stop(flush)) for sink in self.sinks()]
         self.alertmanager = self.webhook = None
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        retiring = dict(self._retiring)
+        waiting = [*stopping, *retiring]
+        if waiting:
+            await asyncio.wait(waiting, timeout=flush)
+            for sink in retiring.values():
+                sink.hurry()  # a reload's longer flush ends with everyone else's
+            await asyncio.gather(*waiting, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from monitor.drift import SEVERITY, Finding, Kind, Verdict, same_config
 from monitor.errors import CheckError
+from monitor.probe_eval import EndpointState
 from monitor.tencent.commands import canonical_set
 from monitor.tencent.model import CallbackConfig
 
@@ -108,6 +109,7 @@ class AppState:
     checks: int = 0
     failures_by_reason: Mapping[str, int] = field(default_factory=_no_failures)
     history: tuple[ConfigChange, ...] = ()  # the last HISTORY_LIMIT changes of the live config
+    endpoint: EndpointState = field(default_factory=EndpointState)  # receiver probes (see probe_state)
 
     @classmethod
     def initial(cls, identity: AppIdentity) -> AppState:

@@ -653,21 +653,28 @@ def test_error_info_echoing_a_secret_is_scrubbed() -> None:
 def test_a_request_id_echoing_a_secret_is_scrubbed(code: Any) -> None:
     """Whether the answer is an Answer, a vendor error or an invalid response, its RequestId is clean."""
     sig = "eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwhWZiflZpXlQ"
-    request_id = f"Id-{sig}-{KEY}?usersig=abc"
+    key = "k3y-5bd2850fff3ecb11d7c8"
+    request_id = f"Id-{sig}-{key}?usersig=abc"  # 93 characters: inside the RequestId bound
     body = json.dumps({"ErrorCode": code, "ErrorInfo": "", "RequestId": request_id}).encode()
     outcome = parse_envelope(
-        200, "application/json", body, action="set_callback", host="h", secrets=frozenset({sig, KEY})
+        200, "application/json", body, action="set_callback", host="h", secrets=frozenset({sig, key})
     )
     assert outcome.request_id == "Id-REDACTED-REDACTED?usersig=REDACTED"
-    assert _leaks(f"{outcome} {outcome!r}", {sig, KEY, "abc"}) == []
+    assert _leaks(f"{outcome} {outcome!r}", {sig, key, "abc"}) == []
 
 
-def test_a_request_id_is_escaped_and_capped() -> None:
-    answer = _parse({"ErrorCode": 0, "RequestId": "Id-\x1b[2J\n" + "x" * 1000}, action="set_callback")
-    assert answer.request_id.startswith("Id-\\x1b[2J\\nxxx")
-    assert answer.request_id.endswith("x...")
-    assert len(answer.request_id) == 128
+def test_a_request_id_of_exactly_the_bound_is_kept_whole_and_escaped() -> None:
+    request_id = "Id-\x1b[2J\n" + "x" * 120  # 128 characters
+    answer = _parse({"ErrorCode": 0, "RequestId": request_id}, action="set_callback")
+    assert answer == Answer(0, "Id-\\x1b[2J\\n" + "x" * 120)
     assert _parse({"ErrorCode": 0, "RequestId": 7}, action="set_callback") == Answer(0, "")
+
+
+def test_a_request_id_one_beyond_the_bound_is_an_invalid_response() -> None:
+    err = _parse({"ErrorCode": 0, "RequestId": "I" * 129}, action="set_callback")
+    assert isinstance(err, InvalidResponse)
+    assert err.message == "set_callback at h: the RequestId is longer than 128 characters (129)"
+    assert (err.action, err.host, err.request_id) == ("set_callback", "h", "")
 
 
 # ---- the envelope, read strictly ------------------------------------------------------------------

@@ -240,7 +240,17 @@ async def test_text_report_is_a_table_with_redacted_urls(lab: Lab) -> None:
 
 
 REPORT_KEYS = {"version", "generated", "config", "summary", "apps"}
-APP_KEYS = {"name", "sdkappid", "result", "findings", "desired", "observed", "error", "duration_seconds"}
+APP_KEYS = {
+    "name",
+    "sdkappid",
+    "result",
+    "findings",
+    "desired",
+    "observed",
+    "error",
+    "duration_seconds",
+    "probe",
+}
 FINDING_KEYS = {"kind", "severity", "policy", "ignored", "desired", "observed", "missing", "unexpected"}
 ERROR_KEYS = {"reason", "message", "code", "request_id"}
 
@@ -267,7 +277,8 @@ async def test_json_report_has_a_stable_shape_and_every_finding(lab: Lab) -> Non
         app = apps[name]
         assert app["result"] == "drift"
         counted = [f["kind"] for f in app["findings"] if not f["ignored"]]
-        assert counted == [kind], name
+        # the moved URL carries user-info, which is a policy violation of its own
+        assert counted == ([kind, "insecure_url"] if name == "moved" else [kind]), name
         assert next(f for f in app["findings"] if f["kind"] == kind)["policy"] is (
             kind in ("insecure_url", "host_not_allowed")
         )
@@ -527,3 +538,52 @@ async def test_help_of_each_command_states_its_exit_codes() -> None:
     assert bare.err.startswith("usage: callback-monitor")
     for command in ("serve", "check", "validate", "export", "demo", "simulate"):
         assert f"    {command} " in bare.err
+
+
+# ---- vendor text on a terminal -------------------------------------------------------------------
+
+FORGED = "\n\x1b[32mall-good (1400000999)  in sync\x1b[0m\u202e"  # a fake report line, coloured, reversed
+RAW = ("\x1b", "\u202e", "\nall-good")
+
+
+async def test_a_live_url_or_command_with_control_characters_is_reported_escaped_never_shown_raw(
+    lab: Lab,
+) -> None:
+    """A live URL holding a newline and ESC sequences could forge a line of the report or of the plan
+    a person confirms; it is an invalid answer, shown with every such character escaped."""
+    lab.add(
+        "forged-url", 1400000901, CallbackConfig(f"https://hooks.example.com/cb{FORGED}?token={TOKEN}", ())
+    )
+    lab.add(
+        "forged-cmd", 1400000902, CallbackConfig(HOOK, (CREATE, f"Room.CallbackAfterDestroyRoom{FORGED}"))
+    )
+    config = str(lab.write())
+    check, plan, apply = await asyncio.gather(
+        lab.run("check", "--config", config),
+        lab.run("plan", "--config", config),
+        lab.run("apply", "--config", config, "--yes"),
+    )
+    for run in (check, plan, apply):
+        for raw in RAW:
+            assert raw not in run.out + run.err
+    assert (check.code, plan.code, apply.code) == (2, 2, 2)
+    url_line = row(check.out, "forged-url")
+    assert (
+        "ERROR    invalid_response: the live callback URL holds control or invisible characters" in url_line
+    )
+    assert (
+        "https://hooks.example.com/cb\\n\\x1b[32mall-good (1400000999)  in sync\\x1b[0m\\u202e?token=REDACTED"
+        in url_line
+    )
+    cmd_line = row(check.out, "forged-cmd")
+    assert (
+        "invalid_response: the live command list holds control or invisible characters: "
+        "Room.CallbackAfterDestroyRoom\\n\\x1b[32mall-good (1400000999)  in sync\\x1b[0m\\u202e"
+    ) in cmd_line
+    assert "forged-url (1400000901): ERROR invalid_response: the live callback URL holds" in plan.out
+    assert "forged-cmd (1400000902): ERROR not checked: invalid_response: the live command list" in apply.out
+    assert writes_of(lab.sim) == 0
+
+
+def writes_of(sim: Simulator) -> int:
+    return sum(sim.count(action=a) for a in ("set_callback", "update_callback", "delete_callback"))

@@ -41,7 +41,27 @@ PORT = int(DEFAULT_LISTEN.rpartition(":")[2])
 TMP = "/tmp"  # noqa: S108 - the writable mount of a read-only container, not a file written here
 
 # The design's metrics, as the metrics tests pin them (counters under their exposed _total name).
-DESIGN_METRICS = frozenset(name + "_total" if kind == "counter" else name for name, kind in DESIGN.items())
+# PLANNED: the series the alert pipeline's rules are written against (README "Alerting: choose your
+# path"), exported by the monitor as its code side lands; move each into tests/test_metrics.py's
+# DESIGN when it does.
+PLANNED = {
+    "callback_monitor_check_interval_seconds": "gauge",
+    "callback_monitor_app_info": "gauge",
+    "callback_monitor_alert_delivery_healthy": "gauge",
+    "callback_monitor_flapping": "gauge",
+}
+DESIGN_METRICS = frozenset(
+    name + "_total" if kind == "counter" else name for name, kind in (PLANNED | DESIGN).items()
+)
+# Receiver probes' families (apps with probe.enabled), as the design names them.
+DESIGN_METRICS |= {
+    "callback_monitor_endpoint_up",
+    "callback_monitor_endpoint_cert_expiry_timestamp_seconds",
+    "callback_monitor_endpoint_probe_duration_seconds",
+    "callback_monitor_endpoint_http_status",
+    "callback_monitor_endpoint_probes_total",
+    "callback_monitor_endpoint_probe_failures_total",
+}
 HISTOGRAMS = frozenset(name for name, kind in DESIGN.items() if kind == "histogram")
 KNOWN_LABELS = frozenset(
     [
@@ -50,14 +70,20 @@ KNOWN_LABELS = frozenset(
         "kind",
         "policy",
         "reason",
+        "phase",
         "action",
         "code",
+        "sink",
+        "outcome",
         "le",
         "version",
         "job",
         "instance",
         "namespace",
         "pod",
+        "container",
+        "endpoint",
+        "service",
     ]
 )
 
@@ -136,36 +162,110 @@ def test_rule_unit_tests_pass() -> None:
 
 def test_promtool_check_fails_on_a_broken_rule(tmp_path: Path) -> None:
     broken = tmp_path / "rules.yaml"
-    broken.write_text(RULES.read_text().replace("== 1", "== ", 1))
+    text = RULES.read_text()
+    assert "max by (app, sdkappid, kind) (" in text
+    broken.write_text(text.replace("max by (app, sdkappid, kind) (", "max by (app, sdkappid, kind) ((", 1))
     assert run(tool("promtool"), "check", "rules", broken).returncode != 0
 
 
+def all_rules(data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Recording and alerting rules, in file order."""
+    data = data if data is not None else load_docs(RULES)[0]
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
 def rules() -> list[dict[str, Any]]:
-    return [rule for group in load_docs(RULES)[0]["groups"] for rule in group["rules"]]
+    """The alerting rules."""
+    return [rule for rule in all_rules() if "alert" in rule]
 
 
-def test_rule_tests_pin_when_every_alert_fires(tmp_path: Path) -> None:
-    """Firing earlier or later than written fails the unit tests, for every rule.
+def app_alerts() -> list[dict[str, Any]]:
+    """The alerts about one app (those with an `app` in their summary)."""
+    return [rule for rule in rules() if "$labels.app" in rule["annotations"]["summary"]]
+
+
+def test_rule_tests_pin_when_every_alert_fires_and_stops(tmp_path: Path) -> None:
+    """Firing earlier or later, or resolving earlier or later, than written fails the unit tests,
+    for every alert: each `for` and `keep_firing_for` is set to 0s and to 30m in turn.
 
     The copies are written by yaml.safe_dump; the unchanged one ("control") must still pass.
     """
     promtool = tool("promtool")
-    mutations = [(i, f) for i in range(len(rules())) for f in ("0s", "30m")] + [(None, "control")]
+    tests = load_docs(RULE_TESTS)[0]
+    alerts = [i for i, rule in enumerate(all_rules()) if "alert" in rule]
+    mutations: list[tuple[int | None, str, str]] = [
+        (i, field, value)
+        for i in alerts
+        for field in ("for", "keep_firing_for")
+        if field in all_rules()[i]
+        for value in ("0s", "30m")
+    ]
+    assert len(mutations) > 2 * len(alerts)
     procs = {}
-    for index, new_for in mutations:
+    for index, field, value in [*mutations, (None, "control", "")]:
         data = load_docs(RULES)[0]
         if index is not None:
-            [r for g in data["groups"] for r in g["rules"]][index]["for"] = new_for
-        where = tmp_path / f"{index}-{new_for}"
+            all_rules(data)[index][field] = value
+        where = tmp_path / f"{index}-{field}-{value}"
         where.mkdir()
         (where / "rules.yaml").write_text(yaml.safe_dump(data))
-        shutil.copy(RULE_TESTS, where / "rules.test.yaml")
+        # Only the tests of the changed alert's name, so that the copies run quickly.
+        name = all_rules(data)[index]["alert"] if index is not None else None
+        cases = [
+            case
+            for case in tests["tests"]
+            if name is None or any(t["alertname"] == name for t in case["alert_rule_test"])
+        ]
+        (where / "rules.test.yaml").write_text(yaml.safe_dump(tests | {"tests": cases}))
         args = [promtool, "test", "rules", str(where / "rules.test.yaml")]
-        procs[f"rule {index} for={new_for}"] = subprocess.Popen(
+        procs[f"rule {index} {field}={value}"] = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
     passed = {name for name, proc in procs.items() if proc.wait(timeout=60) == 0}
-    assert passed == {"rule None for=control"}
+    assert passed == {"rule None control="}
+
+
+def test_every_alert_has_a_for_so_that_a_blip_never_pages() -> None:
+    for rule in rules():
+        assert "for" in rule, rule["alert"]
+
+
+def test_app_alerts_outlast_a_dead_monitor_until_it_pages() -> None:
+    """A dead replica pages (CallbackMonitorDown) within 3 minutes at 30s scrape and evaluation
+    intervals, but not for a restart of 60s; the app alerts keep firing at least that long."""
+    (down,) = [r for r in rules() if r["alert"] == "CallbackMonitorDown"]
+    assert down["labels"]["severity"] == "critical"
+    down_for = seconds(down["for"])
+    assert 60 + 30 <= down_for <= 180 - 30 - 30
+    assert app_alerts()
+    for rule in app_alerts():
+        if rule["alert"].startswith("CallbackRemediation"):
+            continue  # counted over an hour or 15 minutes: a restart does not end them
+        assert seconds(rule["keep_firing_for"]) >= down_for + 30 + 30 + 60, rule["alert"]
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration of minutes and seconds ("1m30s", "90s", "5m") in seconds."""
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert duration, "an empty duration"
+    assert match is not None, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_app_alerts_count_each_app_once_and_stand_down_for_direct_delivery() -> None:
+    """Per-app alerts aggregate by app (replicas), and the drift, policy, flapping, check and
+    gave-up alerts leave an instance whose direct Alertmanager sink delivers to that sink."""
+    records = {r["record"]: r["expr"] for r in all_rules() if "record" in r}
+    for rule in app_alerts():
+        expr = rule["expr"]
+        used = [name for name in records if name in expr]
+        text = " ".join([expr, *(records[name] for name in used)])
+        assert re.search(r"\b(max|min) by \(app, sdkappid", text), rule["alert"]
+        if rule["alert"] not in {"CallbackCheckStale", "CallbackRemediationFailing"}:
+            stand_down = (
+                'unless on (instance) callback_monitor_alert_delivery_healthy{sink="alertmanager"} == 1'
+            )
+            assert stand_down in text, rule["alert"]
 
 
 def test_every_alert_has_summary_description_severity_and_a_runbook_section() -> None:
@@ -187,9 +287,9 @@ def test_drift_alerts_are_critical_for_url_and_presence_and_warning_for_commands
     severity: dict[str, str] = {}
     for rule in rules():
         if rule["alert"] == "CallbackConfigDrift":
-            kinds = re.search(r'kind=~"([^"]+)"', rule["expr"])
-            assert kinds is not None
-            severity |= dict.fromkeys(kinds.group(1).split("|"), rule["labels"]["severity"])
+            kind = rule["labels"]["kind"]
+            assert f'{{kind="{kind}"}}' in rule["expr"], kind
+            severity[kind] = rule["labels"]["severity"]
     assert severity == {
         "url_mismatch": "critical",
         "config_missing": "critical",
@@ -210,8 +310,12 @@ def test_prometheusrule_embeds_exactly_the_rules_file() -> None:
 
 
 def metric_problems(expr: str) -> list[str]:
-    """Names in a PromQL expression that are not metrics of the design, and unknown grouping labels."""
+    """Names in a PromQL expression that are not metrics of the design, and unknown grouping labels.
+
+    Recorded series (level:metric:operation) count as the metric they are named after.
+    """
     problems = []
+    expr = re.sub(r"\b[a-z_]+:(callback_monitor_[a-z0-9_]+):[a-z0-9_:]+", r"\1", expr)
     for name in set(re.findall(r"\b(callback_monitor_[a-z0-9_]+)", expr)):
         base = re.sub(r"_(bucket|count|sum)$", "", name)
         if name not in DESIGN_METRICS and base not in HISTOGRAMS:
@@ -234,9 +338,8 @@ def test_metric_check_catches_unknown_metrics_and_labels() -> None:
 
 
 def test_rules_query_only_design_metrics() -> None:
-    assert {
-        rule["alert"]: metric_problems(rule["expr"]) for rule in rules() if metric_problems(rule["expr"])
-    } == {}
+    problems = {rule.get("alert", rule.get("record")): metric_problems(rule["expr"]) for rule in all_rules()}
+    assert {name: found for name, found in problems.items() if found} == {}
 
 
 # --- dashboard -----------------------------------------------------------------------------------
@@ -280,11 +383,43 @@ def test_dashboard_shows_every_view_the_issue_asks_for() -> None:
         "api_requests_total",  # error codes
         "last_success_timestamp_seconds",  # time since last verdict
         "config_last_reload_successful",  # reload status
+        "check_interval_seconds",  # verdict age against the app's own interval
+        "alerts_sent_total",  # alert delivery
+        "alert_send_failures_total",
+        "alerts_dropped_total",
+        "alert_delivery_healthy",
+        "remediations_total",  # self-heal
+        "endpoint_up",  # receiver probes
+        "endpoint_cert_expiry_timestamp_seconds",
+        "endpoint_probe_failures_total",
     ):
         assert f"callback_monitor_{metric}{{" in queried, metric
 
 
-GRAFANA_VARIABLES = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "job": ".*", "app": ".*"}
+def test_dashboard_filters_by_cluster_and_namespace_and_counts_each_app_once() -> None:
+    """Every query selects on the cluster, namespace and job variables; per-app gauges are folded
+    by app first, so that identical replicas do not count an app twice."""
+    variables = [v["name"] for v in json.loads(DASHBOARD.read_text())["templating"]["list"]]
+    assert variables[:4] == ["datasource", "cluster", "namespace", "job"]
+    per_app = re.compile(
+        r"callback_monitor_(in_sync|drift|policy_violation|check_success|last_success_timestamp_seconds)\{"
+    )
+    for panel, target in dashboard_targets():
+        expr = target["expr"]
+        assert 'cluster=~"$cluster", namespace=~"$namespace", job=~"$job"' in expr, panel["title"]
+        if per_app.search(expr):
+            assert re.search(r"\b(max|min) by \(app, sdkappid", expr), panel["title"]
+
+
+GRAFANA_VARIABLES = {
+    "__rate_interval": "5m",
+    "__interval": "1m",
+    "__range": "1h",
+    "cluster": ".*",
+    "namespace": ".*",
+    "job": ".*",
+    "app": ".*",
+}
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from types import ModuleType
@@ -51,7 +52,10 @@ def layout_docs(directory: Path) -> list[dict[str, Any]]:
 def generated_configmaps(directory: Path) -> dict[str, list[str]]:
     """ConfigMap name -> file keys, from the configMapGenerators of a kustomization and its bases."""
     kustomization = load_docs(directory / "kustomization.yaml")[0]
-    out = {g["name"]: [Path(f).name for f in g["files"]] for g in kustomization.get("configMapGenerator", [])}
+    out = {
+        g["name"]: [Path(f).name for f in g.get("files", [])]
+        for g in kustomization.get("configMapGenerator", [])
+    }
     for entry in kustomization.get("resources", []):
         if (directory / entry).is_dir():
             out |= generated_configmaps(directory / entry)
@@ -90,7 +94,9 @@ def test_kustomizations_use_every_file_and_every_file_they_use_exists() -> None:
         kustomization = load_docs(directory / "kustomization.yaml")[0]
         listed = {(directory / entry).resolve() for entry in kustomization.get("resources", [])}
         generated = {
-            (directory / f).resolve() for g in kustomization.get("configMapGenerator", []) for f in g["files"]
+            (directory / f).resolve()
+            for g in kustomization.get("configMapGenerator", [])
+            for f in g.get("files", [])
         }
         assert all(path.exists() for path in listed | generated), directory
         on_disk = {p.resolve() for p in directory.glob("*.yaml")} - {
@@ -143,6 +149,37 @@ def test_kustomize_builds_each_layout_into_valid_resources(kv: ModuleType, layou
     # The image of this release: kustomization.yaml's `images:` follows the project's version.
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert [i for i in images if "callback-monitor" in i] == [f"ghcr.io/example/callback-monitor:{version}"]
+
+
+def built_rules(deploy: Path, layout: str) -> dict[str, Any]:
+    """The PrometheusRule that `kubectl kustomize` renders for one layout under ``deploy``."""
+    result = run(tool("kubectl"), "kustomize", deploy / layout)
+    assert result.returncode == 0, result.stderr
+    (rule,) = [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "PrometheusRule"]
+    return rule
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_runbook_base_is_one_setting(tmp_path: Path, layout: str) -> None:
+    """RUNBOOK_BASE in base/kustomization.yaml becomes the base of every alert's runbook_url, in
+    every layout, and is not itself applied."""
+    deploy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, deploy)
+    kustomization = deploy / "base" / "kustomization.yaml"
+    text = kustomization.read_text()
+    old = "RUNBOOK_BASE=https://github.com/example/callback-monitor/blob/main/docs/runbook.md"
+    assert text.count(old) == 1
+    kustomization.write_text(text.replace(old, "RUNBOOK_BASE=https://wiki.example.org/oncall/callbacks"))
+    rule = built_rules(deploy, layout)
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == (
+            "https://wiki.example.org/oncall/callbacks#" + alert["alert"].lower()
+        )
+    result = run(tool("kubectl"), "kustomize", deploy / layout)
+    assert "callback-monitor-runbook" not in result.stdout
+    assert "RUNBOOK_BASE" not in result.stdout
 
 
 def test_schema_validation_rejects_a_misspelled_or_too_new_field(kv: ModuleType) -> None:

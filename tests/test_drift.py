@@ -234,10 +234,13 @@ def test_kind_tables_match_the_design() -> None:
         "url_mismatch",
         "insecure_url",
         "host_not_allowed",
+        "endpoint_unreachable",
+        "endpoint_cert_invalid",
     }
     assert {k for k, v in SEVERITY.items() if v == "warning"} == {
         Kind.MISSING_COMMANDS,
         Kind.UNEXPECTED_COMMANDS,
+        Kind.ENDPOINT_CERT_EXPIRING,  # critical within probe.cert_critical
     }
 
 

@@ -1,23 +1,29 @@
-"""The metrics contract: names, labels and values from app state, and the fast text path's exactness."""
+"""The metrics contract: names, labels and values from app state, and the one text path's exactness."""
 
 from __future__ import annotations
 
+import ast
 import gzip
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+import prometheus_client
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor import metrics as metrics_module
+from monitor import store_metrics
 from monitor.config import Config, Policy
 from monitor.drift import compare, config_fingerprint
 from monitor.errors import REASONS
-from monitor.metrics import Metrics, app_families, app_text, config_hash
+from monitor.metrics import Metrics, accepts_gzip, wants_openmetrics
 from monitor.state import AppIdentity, AppState, CheckError, Outcome, transition
 from monitor.store import ReloadStatus, Store
+from monitor.store_metrics import app_text, config_hash
 from monitor.tencent.model import CallbackConfig
 
 T0 = 1_732_770_000.0
@@ -253,32 +259,122 @@ def mixed_states() -> list[AppState]:
     ]
 
 
-class _Fixed:
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
+class _Replay:
+    """A collector that yields fixed metric families (parsed from a scrape)."""
 
-    def collect(self) -> list[Metric]:
-        return self.families
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
-def test_the_fast_text_path_prints_exactly_what_generate_latest_prints() -> None:
+def reencoded(text: bytes, *, openmetrics: bool = False) -> bytes:
+    """``text`` parsed by prometheus_client and printed again by its own encoder."""
+    registry = CollectorRegistry(auto_describe=False)
+    if openmetrics:
+        registry.register(_Replay(parse_openmetrics(text.decode())))
+        return generate_openmetrics(registry)
+    registry.register(_Replay(text_string_to_metric_families(text.decode())))
+    return generate_latest(registry)
+
+
+def test_the_text_written_from_app_state_is_exactly_what_the_librarys_encoders_print() -> None:
+    """Escaping, label order, float formatting, HELP and TYPE: byte for byte, in both formats."""
     states = mixed_states()
-    registry = CollectorRegistry()
-    registry.register(_Fixed(app_families(states)))
-    assert app_text(states).encode() == generate_latest(registry)
-    expected = generate_openmetrics(registry)
-    assert app_text(states, openmetrics=True).encode() + b"# EOF\n" == expected
+    text = app_text(states).encode()
+    assert text.count(b"\n") > 100
+    assert reencoded(text) == text
+    openmetrics = app_text(states, openmetrics=True).encode() + b"# EOF\n"
+    assert reencoded(openmetrics, openmetrics=True) == openmetrics
 
 
-def test_a_whole_scrape_equals_the_registrys_own_rendering() -> None:
+@pytest.mark.parametrize(
+    "value",
+    [0.0, 1.0, 2.5, 0.123456, 1e-9, 17.0, 999999.0, 1234567.0, 1_732_770_000.123456, 2.0**48 - 1, 1e22],
+)
+def test_sample_values_print_as_the_library_prints_them(value: float) -> None:
+    state = verdict_on(AppState.initial(identity()), WANT, value)
+    text = app_text([state]).encode()
+    assert reencoded(text) == text
+
+
+def test_a_whole_scrape_is_exactly_what_the_librarys_encoders_print() -> None:
     metrics = Metrics(make_store(*mixed_states()), version="1.0", process=False)
     metrics.observe_request("get_callback", "70001", 1.5)
-    assert metrics.render() == generate_latest(metrics.registry)
+    text = metrics.render()
+    assert reencoded(text) == text
     openmetrics = metrics.expose(metrics.snapshot(), accept=OM)
-    assert openmetrics.body == generate_openmetrics(metrics.registry)
-    assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert reencoded(openmetrics.body, openmetrics=True) == openmetrics.body
+    assert openmetrics.headers["Content-Type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
     names = {f.name for f in parse_openmetrics(openmetrics.body.decode())}
     assert {"callback_monitor_checks", "callback_monitor_drift", "callback_monitor_api_requests"} <= names
+
+
+def test_everything_registered_in_the_registry_is_served() -> None:
+    """No list to keep beside the registry: a new instrument reaches /metrics by being registered."""
+    metrics = Metrics(make_store(), version="1.0", process=False)
+    Counter("callback_monitor_new_things", "A counter added later.", registry=metrics.registry).inc(3)
+    samples = scrape(metrics)
+    assert samples[("callback_monitor_new_things_total", ())] == 3
+    registry_text = generate_latest(metrics.registry)
+    assert metrics.render().startswith(registry_text)
+
+
+def test_only_public_names_of_prometheus_client_are_used() -> None:
+    """Internals (floatToGoString, choose_encoder, gzip_accepted) move between releases: none is used."""
+    public = {
+        "prometheus_client": set(prometheus_client.__all__),
+        "prometheus_client.openmetrics": {"exposition"},
+        "prometheus_client.openmetrics.exposition": {"generate_latest", "CONTENT_TYPE_LATEST"},
+    }
+    for module in (metrics_module, store_metrics):
+        assert module.__file__ is not None
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("prometheus_client.") for a in node.names), module
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prometheus_client"):
+                names = {a.name for a in node.names}
+                assert names <= public.get(node.module or "", set()), (module.__name__, node.module, names)
+
+
+@pytest.mark.parametrize(
+    ("accept", "openmetrics"),
+    [
+        ("", False),
+        ("text/plain;version=0.0.4", False),
+        ("application/openmetrics-text", True),
+        (OM, True),
+        # What Prometheus 2.x sends.
+        (
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+            "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            True,
+        ),
+        ("application/openmetrics-text;version=0.0.1,text/plain;version=0.0.4;q=0.5", False),
+        ("application/openmetrics-text;q=0", False),
+        ("*/*", False),
+    ],
+)
+def test_openmetrics_is_served_when_asked_for(accept: str, openmetrics: bool) -> None:
+    assert wants_openmetrics(accept) is openmetrics
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        ("", False),
+        ("gzip", True),
+        ("br, gzip;q=0.8", True),
+        ("GZIP", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
+        ("br", False),
+    ],
+)
+def test_gzip_is_recognised_in_accept_encoding(header: str, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok
 
 
 @pytest.mark.parametrize("accept", ["", OM])
@@ -314,6 +410,7 @@ DESIGN = {
     "callback_monitor_alert_send_failures": "counter",
     "callback_monitor_alerts_dropped": "counter",
     "callback_monitor_alert_queue_length": "gauge",
+    "callback_monitor_accept_errors": "counter",
 }
 
 

@@ -26,6 +26,7 @@ from monitor.remediate import (
     HealState,
     Plan,
     Step,
+    WriteBudget,
     command_changes,
     observe,
     plan,
@@ -271,6 +272,73 @@ def test_being_in_sync_again_ends_the_episode_and_giving_up() -> None:
     assert (state.gave_up, state.failures, state.attempts) == (False, 0, 3)
 
 
+def test_a_write_undone_three_times_within_the_window_makes_the_app_contested() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=3, revert_window=100.0)
+    state, now, seen = HealState(), 0.0, []
+    for _ in range(4):
+        state, step = observe(state, UPDATE, quick, now)
+        seen.append(step)
+        if step is Step.ATTEMPT:
+            state, names = record(state, True, quick, now + 0.5)
+            assert names == ("remediation_applied",)
+        now += 10.0
+    assert seen == [Step.ATTEMPT, Step.ATTEMPT, Step.ATTEMPT, Step.CONTESTED]
+    assert state.reverts == (10.0, 20.0, 30.0)
+    state, step = observe(state, UPDATE, quick, now)
+    assert step is Step.HANDS_OFF
+
+
+def test_reverts_older_than_the_window_are_forgotten() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=2, revert_window=100.0)
+    state = HealState(written=True, reverts=(0.0,))
+    state, step = observe(state, UPDATE, quick, 100.0)
+    assert (step, state.reverts, state.contested) == (Step.ATTEMPT, (100.0,), False)
+    state = HealState(written=True, reverts=(1.0,))
+    state, step = observe(state, UPDATE, quick, 100.0)
+    assert (step, state.reverts, state.contested) == (Step.CONTESTED, (1.0, 100.0), True)
+
+
+def test_a_contested_app_stays_hands_off_until_in_sync_for_a_whole_window() -> None:
+    quick = HealSettings(enabled=True, after=1, interval=1.0, max_reverts=1, revert_window=100.0)
+    state = HealState(contested=True, reverts=(0.0,))
+    state, seen = steps_with(
+        quick, state, (NOTHING, 10.0), (NOTHING, 109.0), (NOTHING, 110.0), (UPDATE, 111.0)
+    )
+    assert seen == [Step.HANDS_OFF, Step.HANDS_OFF, Step.NOTHING, Step.ATTEMPT]
+    assert (state.contested, state.reverts) == (False, ())
+
+
+def test_a_raced_write_counts_as_a_revert_not_as_a_failure() -> None:
+    quick = HealSettings(
+        enabled=True, after=1, interval=1.0, max_failures=1, max_reverts=2, revert_window=100.0
+    )
+    state, names = record(HealState(), False, quick, 5.0, contested=True)
+    assert names == ("remediation_failed",)
+    assert (state.failures, state.gave_up, state.reverts, state.not_before) == (0, False, (5.0,), 6.0)
+    state, names = record(state, False, quick, 7.0, contested=True)
+    assert names == ("remediation_failed", "remediation_contested")
+    assert state.contested
+
+
+def test_the_write_budget_allows_per_hour_writes_in_any_hour() -> None:
+    budget = WriteBudget(2)
+    for now in (0.0, 10.0):
+        assert budget.allows(now)
+        budget.spend(now)
+    assert not budget.allows(3599.0)
+    assert budget.allows(3600.0)
+
+
+def steps_with(
+    settings: HealSettings, state: HealState, *seen: tuple[Plan | None, float]
+) -> tuple[HealState, list[Step]]:
+    out = []
+    for p, now in seen:
+        state, step = observe(state, p, settings, now)
+        out.append(step)
+    return state, out
+
+
 # ---- the executor against the simulator -----------------------------------------------------------
 
 
@@ -293,7 +361,9 @@ def app_config(endpoint: str, desired: CallbackConfig | None = DESIRED, **extra:
     return load_config_text(yaml.safe_dump(doc), environ={"SHOP_KEY": KEY}).apps[0]
 
 
-class Lab:
+class WriteLab:
+    """The simulator and a client to it, for the executor's tests (the command tests use ``lab``)."""
+
     def __init__(self, sim: Simulator, client: RoomConfigClient) -> None:
         self.sim = sim
         self.client = client
@@ -316,13 +386,13 @@ class Lab:
 
 
 @pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
+async def wlab() -> AsyncIterator[WriteLab]:
     sim = Simulator(seed=0)
     await sim.start()
     fast = RetryPolicy(attempts=1)
     try:
         async with aiohttp.ClientSession() as session:
-            yield Lab(sim, RoomConfigClient(session, retry=fast))
+            yield WriteLab(sim, RoomConfigClient(session, retry=fast))
     finally:
         await sim.stop()
 
@@ -339,70 +409,82 @@ async def lab() -> AsyncIterator[Lab]:
     ids=["config_missing", "config_present", "url_mismatch", "missing_commands", "unexpected_commands"],
 )
 async def test_each_drift_kind_is_fixed_with_one_call_and_read_back(
-    lab: Lab, live: CallbackConfig | None, desired: CallbackConfig | None, call: str
+    wlab: WriteLab, live: CallbackConfig | None, desired: CallbackConfig | None, call: str
 ) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=live)
-    app = lab.app(desired)
-    todo = await lab.plan(app)
+    wlab.sim.add_app(SDKAPPID, KEY, callback=live)
+    app = wlab.app(desired)
+    todo = await wlab.plan(app)
     assert todo.action.value == call
-    lab.sim.reset_counts()
-    result = await Executor(lab.client, read_only=False).apply(app, lab.target, todo)
+    wlab.sim.reset_counts()
+    result = await Executor(wlab.client, read_only=False).apply(app, wlab.target, todo)
     assert (result.effect, result.ok, result.action.value) == (Effect.APPLIED, True, call)
-    assert lab.writes() == {call: 1}
-    assert lab.sim.count(action="get_callback") == 1  # the read-back
-    assert lab.sim.callback(SDKAPPID) == desired
+    assert wlab.writes() == {call: 1}
+    assert wlab.sim.count(action="get_callback") == 1  # the read-back
+    assert wlab.sim.callback(SDKAPPID) == desired
     assert result.check is not None
     assert result.check.verdict is not None
     assert result.check.verdict.in_sync
 
 
-async def test_a_config_created_since_the_plan_is_updated_instead(lab: Lab) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=None)
-    app = lab.app()
-    stale = await lab.plan(app)
+async def test_a_config_created_since_the_plan_is_not_overwritten(wlab: WriteLab) -> None:
+    """set_callback meets a config another writer created (100300): no update_callback in its place."""
+    wlab.sim.add_app(SDKAPPID, KEY, callback=None)
+    app = wlab.app()
+    stale = await wlab.plan(app)
     assert stale.action is Action.SET
-    lab.sim.set_callback(SDKAPPID, CallbackConfig(OTHER, (ENTER,)))  # someone else, meanwhile
-    lab.sim.reset_counts()
-    result = await Executor(lab.client, read_only=False).apply(app, lab.target, stale)
-    assert (result.effect, result.action) == (Effect.APPLIED, Action.UPDATE)
-    assert lab.writes() == {"set_callback": 1, "update_callback": 1}
-    assert lab.sim.callback(SDKAPPID) == DESIRED
+    theirs = CallbackConfig(OTHER, (ENTER,))
+    wlab.sim.set_callback(SDKAPPID, theirs)  # someone else, meanwhile
+    wlab.sim.reset_counts()
+    result = await Executor(wlab.client, read_only=False).apply(app, wlab.target, stale)
+    assert (result.effect, result.action, result.ok) == (Effect.CONTESTED, Action.NONE, False)
+    assert result.message == (
+        "nothing written: the live config changed since the plan was made "
+        "(another writer created it: ErrorCode 100300); plan again"
+    )
+    assert result.error is not None
+    assert (result.error.reason, result.error.code) == ("bad_request", 100300)
+    assert wlab.writes() == {"set_callback": 1}
+    assert wlab.sim.callback(SDKAPPID) == theirs
 
 
-async def test_a_config_deleted_since_the_plan_is_set_instead(lab: Lab) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
-    app = lab.app()
-    stale = await lab.plan(app)
+async def test_a_config_deleted_since_the_plan_is_not_set_again(wlab: WriteLab) -> None:
+    """update_callback meets a config another writer deleted (100301): no set_callback in its place."""
+    wlab.sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
+    app = wlab.app()
+    stale = await wlab.plan(app)
     assert stale.action is Action.UPDATE
-    lab.sim.set_callback(SDKAPPID, None)
-    lab.sim.reset_counts()
-    result = await Executor(lab.client, read_only=False).apply(app, lab.target, stale)
-    assert (result.effect, result.action) == (Effect.APPLIED, Action.SET)
-    assert lab.writes() == {"update_callback": 1, "set_callback": 1}
-    assert lab.sim.callback(SDKAPPID) == DESIRED
+    wlab.sim.set_callback(SDKAPPID, None)
+    wlab.sim.reset_counts()
+    result = await Executor(wlab.client, read_only=False).apply(app, wlab.target, stale)
+    assert (result.effect, result.action) == (Effect.CONTESTED, Action.NONE)
+    assert "(another writer deleted it: ErrorCode 100301); plan again" in result.message
+    assert wlab.writes() == {"update_callback": 1}
+    assert wlab.sim.callback(SDKAPPID) is None
 
 
-async def test_a_plan_confirmed_by_a_person_is_not_applied_to_a_config_changed_since(lab: Lab) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
-    app = lab.app()
-    shown = await lab.plan(app)
+async def test_a_plan_confirmed_by_a_person_is_not_applied_to_a_config_changed_since(wlab: WriteLab) -> None:
+    wlab.sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
+    app = wlab.app()
+    shown = await wlab.plan(app)
     moved = CallbackConfig(OTHER, (CREATE, ENTER))
-    lab.sim.set_callback(SDKAPPID, moved)
-    result = await Executor(lab.client, read_only=False).apply(app, lab.target, shown, expect_unchanged=True)
+    wlab.sim.set_callback(SDKAPPID, moved)
+    result = await Executor(wlab.client, read_only=False).apply(
+        app, wlab.target, shown, expect_unchanged=True
+    )
     assert (result.effect, result.action) == (Effect.FAILED, Action.NONE)
     assert "changed since the plan" in result.message
-    assert lab.writes() == {}
-    assert lab.sim.callback(SDKAPPID) == moved
+    assert wlab.writes() == {}
+    assert wlab.sim.callback(SDKAPPID) == moved
 
 
-async def test_a_read_only_executor_sends_nothing(lab: Lab) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=None)
-    app = lab.app()
-    todo = await lab.plan(app)
-    result = await Executor(lab.client, read_only=True).apply(app, lab.target, todo)
+async def test_a_read_only_executor_sends_nothing(wlab: WriteLab) -> None:
+    wlab.sim.add_app(SDKAPPID, KEY, callback=None)
+    app = wlab.app()
+    todo = await wlab.plan(app)
+    result = await Executor(wlab.client, read_only=True).apply(app, wlab.target, todo)
     assert (result.effect, result.ok) == (Effect.REFUSED, False)
-    assert lab.writes() == {}
-    assert lab.sim.callback(SDKAPPID) is None
+    assert wlab.writes() == {}
+    assert wlab.sim.callback(SDKAPPID) is None
 
 
 class Deaf(Simulator):
@@ -420,9 +502,11 @@ async def test_success_is_only_reported_when_the_read_back_is_in_sync() -> None:
     try:
         sim.add_app(SDKAPPID, KEY, callback=CallbackConfig(OTHER, (CREATE,)))
         async with aiohttp.ClientSession() as session:
-            lab = Lab(sim, RoomConfigClient(session, retry=RetryPolicy(attempts=1)))
+            wlab = WriteLab(sim, RoomConfigClient(session, retry=RetryPolicy(attempts=1)))
             app = app_config(url)
-            result = await Executor(lab.client, read_only=False).apply(app, lab.target, await lab.plan(app))
+            result = await Executor(wlab.client, read_only=False).apply(
+                app, wlab.target, await wlab.plan(app)
+            )
     finally:
         await sim.stop()
     assert (result.effect, result.action) == (Effect.FAILED, Action.UPDATE)
@@ -432,12 +516,12 @@ async def test_success_is_only_reported_when_the_read_back_is_in_sync() -> None:
     assert not result.check.verdict.in_sync
 
 
-async def test_a_failed_write_is_reported_with_the_vendors_code(lab: Lab) -> None:
-    lab.sim.add_app(SDKAPPID, KEY, callback=None)
-    app = lab.app()
-    todo = await lab.plan(app)
-    lab.sim.add_app(SDKAPPID, KEY, callback=None, admins=("someone-else",))  # no longer an admin: 60010
-    result = await asyncio.wait_for(Executor(lab.client, read_only=False).apply(app, lab.target, todo), 10)
+async def test_a_failed_write_is_reported_with_the_vendors_code(wlab: WriteLab) -> None:
+    wlab.sim.add_app(SDKAPPID, KEY, callback=None)
+    app = wlab.app()
+    todo = await wlab.plan(app)
+    wlab.sim.add_app(SDKAPPID, KEY, callback=None, admins=("someone-else",))  # no longer an admin: 60010
+    result = await asyncio.wait_for(Executor(wlab.client, read_only=False).apply(app, wlab.target, todo), 10)
     assert (result.effect, result.action) == (Effect.FAILED, Action.SET)
     assert result.error is not None
     assert (result.error.reason, result.error.code) == ("permission", 60010)

@@ -377,3 +377,47 @@ async def test_help_states_what_plan_and_apply_write_and_their_exit_codes() -> N
     assert "CALLBACK_MONITOR_READ_ONLY" in serve.out
     for command in ("plan", "apply"):
         assert f"    {command} " in bare.err
+
+
+# ---- another writer between apply's re-read and its write ---------------------------------------
+
+
+class Racer(Simulator):
+    """Another writer lands just before the monitor's first write: it creates the config before a
+    set_callback (the vendor answers 100300) or deletes it before an update_callback (100301)."""
+
+    raced = False
+
+    def _act(self, app: Any, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if action in ("set_callback", "update_callback") and not self.raced:
+            self.raced = True
+            app.callback = CallbackConfig(OTHER, (ENTER,)) if action == "set_callback" else None
+        return super()._act(app, action, payload)
+
+
+@pytest.mark.parametrize(
+    ("live", "raced"), [(None, "set_callback"), (CallbackConfig(OTHER, (CREATE,)), "update_callback")]
+)
+async def test_apply_never_overwrites_a_config_another_writer_made_after_the_re_read(
+    tmp_path: Path, live: CallbackConfig | None, raced: str
+) -> None:
+    """The vendor's 100300 (exists) or 100301 (absent) means the config changed since apply read it:
+    nothing is written in its place, the app is reported as changed since the plan, exit 2."""
+    sim = Racer(seed=0)
+    url = await sim.start()
+    try:
+        lab = Lab(sim, url, tmp_path)
+        lab.add("raced", 1400000231, live)
+        config = str(lab.write())
+        run = await lab.run("apply", "--config", config, "--yes")
+        after = sim.callback(1400000231)
+    finally:
+        await sim.stop()
+    assert run.code == 2, run.out
+    assert (
+        "raced (1400000231): NOT WRITTEN: nothing written: the live config changed since the plan was made"
+        in run.out
+    )
+    assert "plan again" in run.out
+    assert writes(sim) == {raced: 1}  # the one refused call, and no second call in its place
+    assert after == (CallbackConfig(OTHER, (ENTER,)) if raced == "set_callback" else None)

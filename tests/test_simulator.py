@@ -20,7 +20,6 @@ from monitor.simulator import (
     SAMPLE_DESIRED,
     Faults,
     Simulator,
-    parse_listen,
     sample_key,
     sample_state,
     serve_forever,
@@ -563,7 +562,7 @@ async def test_the_sample_apps_show_each_demo_case() -> None:
 
 async def test_serve_forever_serves_the_sample_apps_until_cancelled() -> None:
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve_forever("127.0.0.1:0", None, on_ready=ready.set_result))
+    task = asyncio.create_task(serve_forever("127.0.0.1", 0, None, on_ready=ready.set_result))
     url = await asyncio.wait_for(ready, 5)
     query = {
         "sdkappid": "1400000001",
@@ -581,20 +580,6 @@ async def test_serve_forever_serves_the_sample_apps_until_cancelled() -> None:
             await task
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.get(f"{url}/_sim/counts")
-
-
-@pytest.mark.parametrize(
-    ("listen", "expected"),
-    [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:0", ("::1", 0)), (":9", ("127.0.0.1", 9))],
-)
-def test_listen_addresses_parse(listen: str, expected: tuple[str, int]) -> None:
-    assert parse_listen(listen) == expected
-
-
-@pytest.mark.parametrize("listen", ["localhost", "host:http", "host:70000"])
-def test_bad_listen_addresses_are_rejected(listen: str) -> None:
-    with pytest.raises(ValueError, match="HOST:PORT"):
-        parse_listen(listen)
 
 
 async def test_the_shared_fixture_serves_the_sample_apps(simulator: Simulator, simulator_url: str) -> None:

@@ -206,7 +206,7 @@ async def test_status_json_has_the_documented_shape(client: Client) -> None:
     assert [a["name"] for a in document["apps"]] == sorted(apps)
     keys = {
         "name", "sdkappid", "labels", "state", "stale", "last_check", "last_success", "next_check",
-        "consecutive_errors", "findings", "observed", "desired", "last_error", "history",
+        "consecutive_errors", "findings", "observed", "desired", "last_error", "history", "probe",
     }  # fmt: skip
     assert all(set(app) == keys for app in apps.values())
     assert {name: a["state"] for name, a in apps.items()} == {

@@ -8,6 +8,7 @@ from typing import Literal, TypeVar
 
 from monitor.config import secrets, values
 from monitor.config.model import NO_LABELS, AppConfig, Policy, SecretRef, UnexpectedCommands, host_allowed
+from monitor.config.probe import ProbeLayer, bad_probe_layer, read_probe, resolve_probe
 from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.secrets import SecretSpec
 from monitor.config.shapes import boolean, describe, either, keys, mapping, opt, required, word
@@ -31,6 +32,9 @@ LAYER_KEYS = (
     "remediate",
     "remediate_after",
     "remediate_max_failures",
+    "remediate_max_reverts",
+    "remediate_revert_window",
+    "probe",
 )
 APP_KEYS = ("name", "sdkappid", "labels", *LAYER_KEYS)
 POLICY_KEYS = ("require_https", "allowed_hosts", "unexpected_commands")
@@ -62,14 +66,18 @@ class Layer:
     remediate: Slot[bool] = None
     remediate_after: Slot[int] = None
     remediate_max_failures: Slot[int] = None
+    remediate_max_reverts: Slot[int] = None
+    remediate_revert_window: Slot[float] = None
+    probe: ProbeLayer | None = None  # None: no probe key here
 
 
 def bad_layer(place: str) -> Layer:
     """A place whose mapping itself was wrong: apps that would inherit from it are not built."""
     layer = Layer(place)
     for name in Layer.__slots__:
-        if name != "place":
+        if name not in ("place", "probe"):
             setattr(layer, name, BAD)
+    layer.probe = bad_probe_layer()
     return layer
 
 
@@ -168,6 +176,9 @@ def read_layer(load: Load, m: Map, place: str) -> Layer:
     layer.remediate = opt(load, m, place, "remediate", boolean)
     layer.remediate_after = opt(load, m, place, "remediate_after", values.consecutive)
     layer.remediate_max_failures = opt(load, m, place, "remediate_max_failures", values.consecutive)
+    layer.remediate_max_reverts = opt(load, m, place, "remediate_max_reverts", values.consecutive)
+    layer.remediate_revert_window = opt(load, m, place, "remediate_revert_window", values.interval)
+    layer.probe = read_probe(load, m, place)
     return layer
 
 
@@ -203,6 +214,9 @@ def resolve(
     remediate = value_of(pick(own.remediate, defaults.remediate), False)
     remediate_after = value_of(pick(own.remediate_after, defaults.remediate_after), 2)
     max_failures = value_of(pick(own.remediate_max_failures, defaults.remediate_max_failures), 3)
+    max_reverts = value_of(pick(own.remediate_max_reverts, defaults.remediate_max_reverts), 3)
+    revert_window = value_of(pick(own.remediate_revert_window, defaults.remediate_revert_window), 600.0)
+    probe = resolve_probe(load, defaults.probe, own.probe, place, label)
     callback_at = pick(own.callback, defaults.callback)
     if callback_at is None:
         message = (
@@ -230,6 +244,9 @@ def resolve(
         or remediate is BAD
         or remediate_after is BAD
         or max_failures is BAD
+        or max_reverts is BAD
+        or revert_window is BAD
+        or probe is BAD
         or not isinstance(callback_at, At)
     ):
         return None
@@ -251,6 +268,9 @@ def resolve(
         remediate=remediate,
         remediate_after=remediate_after,
         remediate_max_failures=max_failures,
+        remediate_max_reverts=max_reverts,
+        remediate_revert_window=revert_window,
+        probe=probe,
     )
 
 

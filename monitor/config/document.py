@@ -12,7 +12,7 @@ from monitor.config.yamltree import UNREADABLE, Map, Seq
 from monitor.errors import Problem
 
 TOP_KEYS = ("version", "defaults", "limits", "alerting", "apps")
-LIMITS_KEYS = ("concurrency", "requests_per_second")
+LIMITS_KEYS = ("concurrency", "requests_per_second", "remediation_writes_per_hour")
 
 
 def read_document(load: Load, root: object, source: str, digest: str) -> tuple[Config | None, list[Problem]]:
@@ -71,9 +71,11 @@ def _limits(load: Load, root: Map) -> Limits | None:
     keys(load, m, "limits", LIMITS_KEYS)
     concurrency = opt(load, m, "limits", "concurrency", values.concurrency)
     requests = opt(load, m, "limits", "requests_per_second", values.rate)
-    if concurrency is BAD or requests is BAD:
+    writes = opt(load, m, "limits", "remediation_writes_per_hour", values.writes_per_hour)
+    if concurrency is BAD or requests is BAD or writes is BAD:
         return None
     return Limits(
         concurrency=concurrency.value if concurrency else Limits.concurrency,
         requests_per_second=requests.value if requests else Limits.requests_per_second,
+        remediation_writes_per_hour=writes.value if writes else Limits.remediation_writes_per_hour,
     )

@@ -3,7 +3,6 @@ never more than a cap. The config file and every secret file are read through ``
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -27,23 +26,13 @@ class UnreadableFile(Exception):
 
 
 class CannotOpen(UnreadableFile):
-    """The system refused: missing, no permission, a NUL in the name, an I/O error.
+    """The system refused: missing, no permission, a NUL in the name, an I/O error; ``errno`` says
+    which (None for a NUL in the name), so a caller can tell the process running out of descriptors
+    from a file that is not there."""
 
-    ``errno`` is the system's error number, if there was one (EMFILE: the process, not the file).
-    """
-
-    def __init__(self, reason: str, errno: int | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, why: str, errno: int | None = None) -> None:
+        super().__init__(why)
         self.errno = errno
-
-    @classmethod
-    def of(cls, exc: OSError) -> CannotOpen:
-        return cls(exc.strerror or type(exc).__name__, exc.errno)
-
-    @property
-    def out_of_descriptors(self) -> bool:
-        """The process (EMFILE) or the system (ENFILE) has no file descriptor left to open it with."""
-        return self.errno in (errno.EMFILE, errno.ENFILE)
 
 
 class NotRegular(UnreadableFile):
@@ -82,7 +71,7 @@ def read_regular(path: str | Path, limit: int) -> bytes:
         _regular(os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
-        raise CannotOpen.of(exc) from None
+        raise CannotOpen(exc.strerror or type(exc).__name__, exc.errno) from None
     except ValueError as exc:  # a NUL byte in the path
         raise CannotOpen(str(exc)) from None
     try:
@@ -92,7 +81,7 @@ def read_regular(path: str | Path, limit: int) -> bytes:
             raise TooLarge(limit, info.st_size)
         return _read_up_to(fd, info.st_size, limit)
     except OSError as exc:
-        raise CannotOpen.of(exc) from None
+        raise CannotOpen(exc.strerror or type(exc).__name__, exc.errno) from None
     finally:
         os.close(fd)
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import fnmatch
-import functools
+import errno
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from errno import errorcode
 from pathlib import Path
 from types import MappingProxyType
 
 from monitor.config.files import CannotOpen, UnreadableFile, read_regular
 from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
+from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
+from monitor.urls import host_allowed as host_allowed  # the config's own name for it
+
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 MAX_SECRET_BYTES = 64 * 1024  # no secret key is anywhere near this
 
@@ -32,21 +33,6 @@ class Policy:
     unexpected_commands: UnexpectedCommands = UnexpectedCommands.DRIFT
 
 
-def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """Whether ``host`` matches one of the globs, case-insensitively; any host when there are none.
-
-    A trailing dot is ignored ("hooks.example.com." is the same DNS name); the globs are fnmatch's.
-    """
-    if not allowed_hosts:
-        return True
-    return _globs_pattern(allowed_hosts).match(host.lower().removesuffix(".")) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _globs_pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{fnmatch.translate(glob.lower())})" for glob in globs))
-
-
 @dataclass(frozen=True)
 class SecretRef:
     """Where a secret lives: exactly one of an environment variable or a file."""
@@ -58,9 +44,8 @@ class SecretRef:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding white space.
-
-        Raises SecretUnavailable, or ResourceExhausted when the process has no file descriptor left.
+        """The secret, stripped of surrounding white space. Raises SecretUnavailable, or
+        ResourceExhausted when the process is out of file descriptors (the monitor's trouble, not a bad key).
 
         A file is read as at load time (``files.read_regular``): a FIFO or a device swapped in is
         refused at once, never waited on or read without end.
@@ -74,10 +59,11 @@ class SecretRef:
         try:
             return read_regular(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
         except CannotOpen as exc:
-            if exc.out_of_descriptors:  # the monitor's trouble, not a bad key
-                name = errorcode[exc.errno] if exc.errno is not None else "?"
-                message = f"out of file descriptors ({name}) reading the secret key from {self.describe()}"
-                raise ResourceExhausted(message) from None
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                name = errno.errorcode[exc.errno]
+                raise ResourceExhausted(
+                    f"out of file descriptors ({name}) reading the secret key from {self.describe()}"
+                ) from None
             raise SecretUnavailable(self._cannot(str(exc))) from None
         except UnreadableFile as exc:
             raise SecretUnavailable(self._cannot(str(exc))) from None
@@ -107,12 +93,18 @@ class AppConfig:
     remediate: bool = False  # write the desired state back when it drifts (a later feature)
     remediate_after: int = 2  # consecutive drifted verdicts before a write
     remediate_max_failures: int = 3  # consecutive failed writes before giving up
+    remediate_max_reverts: int = (
+        3  # self-heal writes undone by another writer, within the window, before it stops
+    )
+    remediate_revert_window: float = 600.0  # seconds: the window reverts are counted in
+    probe: ProbeSettings = field(default_factory=ProbeSettings)  # receiver probes, off unless enabled
 
 
 @dataclass(frozen=True)
 class Limits:
     concurrency: int = 32
     requests_per_second: float = 200.0
+    remediation_writes_per_hour: int = 120  # self-heal writes across all apps
 
 
 NO_LABELS: Mapping[str, str] = MappingProxyType({})

@@ -29,6 +29,7 @@ from monitor.redact import redact_url
 from monitor.tencent.commands import ALIASES, KNOWN_COMMANDS, canonical, is_known
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.regions import REGIONS, endpoint_problem
+from monitor.urls import problem as url_problem
 
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 7 * 24 * 3600.0
@@ -37,7 +38,8 @@ MIN_TIMEOUT = 0.001
 MIN_RATE, MAX_RATE = 0.1, 1_000_000.0  # requests per second, process-wide
 MAX_CONCURRENCY = 10_000  # checks in flight at once
 MAX_QUEUE_SIZE = 100_000  # alerts waiting per sink
-MAX_CONSECUTIVE = 1_000  # error_threshold, remediate_after, remediate_max_failures
+MAX_CONSECUTIVE = 1_000  # error_threshold, remediate_after, remediate_max_failures, remediate_max_reverts
+MAX_WRITES_PER_HOUR = 100_000  # self-heal writes, process-wide
 VENDOR_TIMEOUT = 3.0  # the vendor's backend gives up after about this long
 VENDOR_RATE = 200.0  # requests per second per API, as documented
 
@@ -256,7 +258,7 @@ def http_url(
     if url is BAD:
         return BAD
     simple = _SIMPLE_URL.match(url)  # urlsplit is slow; this agrees with it where it matches
-    if simple and (simple[3] is None or 0 < int(simple[3]) <= 65535):
+    if simple and (simple[3] is None or 0 < int(simple[3]) <= 65535) and "\\" not in url:
         return url, simple[1].lower(), simple[2].lower()
     try:
         parts = urlsplit(url)
@@ -272,6 +274,10 @@ def http_url(
     if scheme not in ("http", "https") or not host:
         message = f"must be an absolute http:// or https:// URL, got {clip(redact_url(url), 200)!r}"
         load.problems.error(path, message, line)
+        return BAD
+    ambiguous = url_problem(url)  # parsers would disagree on the host: a policy violation
+    if ambiguous is not None:
+        load.problems.error(path, f"{ambiguous}, got {clip(redact_url(url), 200)!r}", line)
         return BAD
     return url, scheme, host
 
@@ -319,5 +325,6 @@ def commands(load: Load, value: object, path: str, line: int | None) -> tuple[st
 concurrency = count_up_to(MAX_CONCURRENCY)
 queue_size = count_up_to(MAX_QUEUE_SIZE)
 consecutive = count_up_to(MAX_CONSECUTIVE)  # checks or writes in a row
+writes_per_hour = count_up_to(MAX_WRITES_PER_HOUR)
 REGION_LOCATIONS = {r.name: Location(r.name, r.endpoint, r.backup_endpoint) for r in REGIONS.values()}
 _KNOWN_WORDS = tuple(sorted(KNOWN_COMMANDS | set(ALIASES)))

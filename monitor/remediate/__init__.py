@@ -9,12 +9,24 @@ back, and is the only writer to Tencent; ``selfheal`` runs the policy after each
 
 from monitor.remediate.executor import Effect, Executor, Result
 from monitor.remediate.planner import Action, Plan, command_changes, plan, policy_problem
-from monitor.remediate.policy import APPLIED, FAILED, GAVE_UP, HealSettings, HealState, Step, observe, record
+from monitor.remediate.policy import (
+    APPLIED,
+    CONTESTED,
+    FAILED,
+    GAVE_UP,
+    HealSettings,
+    HealState,
+    Step,
+    WriteBudget,
+    observe,
+    record,
+)
 from monitor.remediate.render import render_plan
 from monitor.remediate.selfheal import Remediator
 
 __all__ = [
     "APPLIED",
+    "CONTESTED",
     "FAILED",
     "GAVE_UP",
     "Action",
@@ -26,6 +38,7 @@ __all__ = [
     "Remediator",
     "Result",
     "Step",
+    "WriteBudget",
     "command_changes",
     "observe",
     "plan",

@@ -17,12 +17,16 @@ from monitor.state import Outcome
 from monitor.tencent.client import RoomConfigClient, Target
 from monitor.tencent.codes import NO_CONFIGURATION
 
-ALREADY_EXISTS = 100300  # set_callback's answer when a configuration exists: use update
+ALREADY_EXISTS = 100300  # set_callback's answer when a configuration exists
+# The vendor's answer when another writer changed the config since it was read: created it before
+# our set_callback, or deleted it before our update_callback.
+RACED = {Action.SET: (ALREADY_EXISTS, "created"), Action.UPDATE: (NO_CONFIGURATION, "deleted")}
 
 
 class Effect(StrEnum):
     APPLIED = "applied"  # written and read back in sync
     FAILED = "failed"  # the write or the read-back failed, or the read-back still differs
+    CONTESTED = "contested"  # another writer changed the config just before the write: nothing written
     REFUSED = "refused"  # read-only: nothing was sent
     NOTHING = "nothing"  # the plan makes no call
 
@@ -31,7 +35,7 @@ class Effect(StrEnum):
 class Result:
     plan: Plan
     effect: Effect
-    action: Action  # the call made last: a race turns a set into an update and back
+    action: Action  # the call made, NONE when nothing was written
     check: Outcome | None = None  # the read-back, compared with the desired state
     error: CheckError | None = None
     message: str = ""
@@ -76,9 +80,17 @@ class Executor:
                 return Result(planned, Effect.FAILED, Action.NONE, now, message=message)
         action = planned.action
         try:
-            action = await asyncio.wait_for(self._write(target, planned), limit)
+            await asyncio.wait_for(self._write(target, planned), limit)
         except TencentError as exc:
             error = CheckError.of(exc)
+            code, what = RACED.get(action, (None, ""))
+            if isinstance(exc, BadRequest) and exc.code == code:
+                # Never fall back to the other call: it would overwrite what that writer just made.
+                message = (
+                    f"nothing written: the live config changed since the plan was made (another writer "
+                    f"{what} it: ErrorCode {code}); plan again"
+                )
+                return Result(planned, Effect.CONTESTED, Action.NONE, error=error, message=message)
             return Result(planned, Effect.FAILED, Action(exc.action or action), error=error, message=str(exc))
         except TimeoutError:
             error = CheckError("timeout", f"{action} took longer than {limit:g}s")
@@ -93,27 +105,13 @@ class Executor:
             return Result(planned, Effect.FAILED, action, check, message=f"written, but read back: {kinds}")
         return Result(planned, Effect.APPLIED, action, check, message="written and read back in sync")
 
-    async def _write(self, target: Target, planned: Plan) -> Action:
-        """Make the call; a race with another writer turns set into update, update into set, once."""
-        client = self._client
+    async def _write(self, target: Target, planned: Plan) -> None:
+        """Make the plan's one call. The remaining window, an edit between the re-read and this call,
+        is the vendor API's: it has no conditional write."""
         if planned.action is Action.DELETE:
-            await client.delete_callback(target)
-            return Action.DELETE
+            await self._client.delete_callback(target)
+            return
         after = planned.after
         assert after is not None
-        first, fallback, race_code = (
-            (client.set_callback, Action.UPDATE, ALREADY_EXISTS)
-            if planned.action is Action.SET
-            else (client.update_callback, Action.SET, NO_CONFIGURATION)
-        )
-        try:
-            await first(target, after)
-        except BadRequest as exc:
-            if exc.code != race_code:
-                raise
-        else:
-            return planned.action
-        # Someone created (or deleted) the config since it was read: the other call does the same job.
-        second = client.update_callback if fallback is Action.UPDATE else client.set_callback
-        await second(target, after)
-        return fallback
+        write = self._client.set_callback if planned.action is Action.SET else self._client.update_callback
+        await write(target, after)

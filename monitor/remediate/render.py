@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import AppConfig
+from monitor.output import printable
 from monitor.redact import redact_url
 from monitor.remediate.planner import Plan, command_changes
 from monitor.tencent.model import CallbackConfig
@@ -16,7 +17,11 @@ def _config_lines(label: str, config: CallbackConfig | None) -> list[str]:
 
 
 def render_plan(app: AppConfig, planned: Plan) -> list[str]:
-    """One app's plan: the call, what it fixes, the config before and after."""
+    """One app's plan: the call, what it fixes, the config before and after; every line terminal-safe."""
+    return [printable(line) for line in _plan_lines(app, planned)]
+
+
+def _plan_lines(app: AppConfig, planned: Plan) -> list[str]:
     head = f"{app.name} ({app.sdkappid}): "
     if planned.blocked:
         return [head + "CANNOT FIX", f"  reason {planned.blocked}"]

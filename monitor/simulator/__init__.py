@@ -40,7 +40,7 @@ The control API has no authentication: listen on loopback unless the network is 
 from monitor.simulator.api import ACTIONS, ERROR_INFO, VendorAPI
 from monitor.simulator.api import _Reject as _Reject
 from monitor.simulator.control import describe_callback
-from monitor.simulator.server import Simulator, parse_listen, serve_forever
+from monitor.simulator.server import Simulator, serve_forever
 from monitor.simulator.state import (
     RECORDED_REQUESTS,
     SAMPLE_DESIRED,
@@ -64,7 +64,6 @@ __all__ = [
     "VendorAPI",
     "describe_callback",
     "parse_callback",
-    "parse_listen",
     "sample_key",
     "sample_state",
     "serve_forever",

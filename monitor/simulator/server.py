@@ -59,20 +59,10 @@ class Simulator(VendorAPI):
             await runner.cleanup()
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6HOST]:PORT`` (an empty host is 127.0.0.1); raises ValueError."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host or "127.0.0.1", int(port)
-
-
 async def serve_forever(
-    listen: str, state_file: Path | None, *, on_ready: Callable[[str], None] | None = None
+    host: str, port: int, state_file: Path | None, *, on_ready: Callable[[str], None] | None = None
 ) -> None:
-    """Run a simulator on ``listen`` with ``state_file`` (or the sample apps) until cancelled."""
-    host, port = parse_listen(listen)
+    """Run a simulator on ``host:port`` with ``state_file`` (or the sample apps) until cancelled."""
     sim = Simulator()
     if state_file is None:
         sim.load_dict(sample_state(), source="sample_state()")

@@ -34,8 +34,16 @@ _log = structlog.get_logger(__name__)
 MAX_BODY = 1 << 20
 """A real answer is a few hundred bytes; anything beyond a MiB is not the documented envelope."""
 
-_MAX_INFO = 300
-_MAX_REQUEST_ID = 128  # the vendor's are some 40 characters
+# Bounds on every string the vendor sends, checked before anything else (redaction, logs, drift)
+# touches it; an answer beyond one is invalid_response. Real answers are far inside them: the
+# vendor's RequestIds are some 40 characters, its ErrorInfo a sentence, and it knows six commands.
+MAX_REQUEST_ID = 128
+MAX_ERROR_INFO = 1024
+MAX_URL = 4096
+MAX_COMMAND = 128
+MAX_COMMANDS = 64
+
+_MAX_INFO = 300  # the ErrorInfo as quoted in messages, after redaction
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,14 @@ def parse_envelope(
         return InvalidResponse(f"{where}: the answer was not a JSON object", action=action, host=host)
     code = envelope.get("ErrorCode")
     info = envelope.get("ErrorInfo", "")
-    request_id = _clean_request_id(envelope.get("RequestId", ""), secrets)
+    raw_id = envelope.get("RequestId", "")
+    if isinstance(raw_id, str) and len(raw_id) > MAX_REQUEST_ID:
+        return InvalidResponse(
+            f"{where}: the RequestId is longer than {MAX_REQUEST_ID} characters ({len(raw_id)})",
+            action=action,
+            host=host,
+        )
+    request_id = _clean_request_id(raw_id, secrets)
     if (
         isinstance(code, bool)
         or not isinstance(code, int)
@@ -127,6 +142,13 @@ def parse_envelope(
     ):
         return InvalidResponse(
             f"{where}: the answer lacks an integer ErrorCode or has fields of the wrong type",
+            action=action,
+            host=host,
+            request_id=request_id,
+        )
+    if len(info) > MAX_ERROR_INFO:
+        return InvalidResponse(
+            f"{where}: the ErrorInfo is longer than {MAX_ERROR_INFO} characters ({len(info)})",
             action=action,
             host=host,
             request_id=request_id,
@@ -159,18 +181,36 @@ def parse_envelope(
             host=host,
             request_id=request_id,
         )
+    too_long = _beyond_bounds(url, commands)
+    if too_long is not None:
+        return InvalidResponse(f"{where}: {too_long}", action=action, host=host, request_id=request_id)
     return Answer(code, request_id, CallbackConfig(url, tuple(commands)))
 
 
+def _beyond_bounds(url: str, commands: list[str]) -> str | None:
+    """Which bound the live config exceeds, as a message, or None."""
+    if len(url) > MAX_URL:
+        return f"Response.Url is longer than {MAX_URL} characters ({len(url)})"
+    if len(commands) > MAX_COMMANDS:
+        return f"Response.CallbackCommandList has more than {MAX_COMMANDS} commands ({len(commands)})"
+    for index, command in enumerate(commands):
+        if len(command) > MAX_COMMAND:
+            return (
+                f"Response.CallbackCommandList[{index}] is longer than {MAX_COMMAND} characters"
+                f" ({len(command)})"
+            )
+    return None
+
+
 def _clean_request_id(value: object, secrets: frozenset[str]) -> str:
-    """The RequestId as safe to log and quote: secrets and URL query values redacted, unprintable
-    characters escaped (messages show it unquoted), at most _MAX_REQUEST_ID characters."""
+    """The RequestId (at most MAX_REQUEST_ID characters) as safe to log and quote: secrets and URL
+    query values redacted, unprintable characters escaped (messages show it unquoted)."""
     if not isinstance(value, str):
         return ""
     text = scrub(redact_text(value), secrets)
     if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: _MAX_REQUEST_ID + 1])
-    return text if len(text) <= _MAX_REQUEST_ID else text[: _MAX_REQUEST_ID - 3] + "..."
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text
 
 
 def code_label(outcome: Answer | TencentError) -> str:
