@@ -1,5 +1,4 @@
-"""Reading a file that may have been swapped for something else: regular files only, never blocking,
-never more than a cap. The config file and every secret file are read through ``read_regular``."""
+"""One safe read of the config file and the files it names: regular only, never blocking, capped."""
 
 from __future__ import annotations
 
