@@ -149,9 +149,6 @@ def test_severity_and_policy_of_each_kind() -> None:
         "unexpected_commands": ("warning", False),
         "insecure_url": ("critical", True),
         "host_not_allowed": ("critical", True),
-        "endpoint_unreachable": ("critical", False),
-        "endpoint_cert_invalid": ("critical", False),
-        "endpoint_cert_expiring": ("warning", False),  # critical within probe.cert_critical, per finding
     }
 
 
