@@ -25,13 +25,13 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("urls.py", ("monitor.urls.*",)),
     ("tencent/usersig.py", ("monitor.tencent.usersig.*",)),
     (
-        "tencent/client.py (envelope)",
+        "tencent/envelope.py",
         (
-            "monitor.tencent.client.x_parse_envelope*",
-            "monitor.tencent.client.x__beyond_bounds*",
-            "monitor.tencent.client.x__clean_request_id*",
-            "monitor.tencent.client.x_code_label*",
-            "monitor.tencent.client.x_hostname*",
+            "monitor.tencent.envelope.x_parse_envelope*",
+            "monitor.tencent.envelope.x__beyond_bounds*",
+            "monitor.tencent.envelope.x__clean_request_id*",
+            "monitor.tencent.envelope.x_code_label*",
+            "monitor.tencent.envelope.x_hostname*",
         ),
     ),
 )

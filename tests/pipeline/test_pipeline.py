@@ -185,7 +185,7 @@ async def test_with_direct_delivery_broken_the_rule_path_pages_instead(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # not strict: when the rule copy lands in the direct copy's group it can pass by luck
     reason="needs the code side: callback_monitor_alert_delivery_healthy (the rules stand down) and "
     "direct alerts with the rules' labels and annotations (runbook_url)",
 )
