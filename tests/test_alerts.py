@@ -46,6 +46,7 @@ from monitor.sinks import AlertmanagerDelivery, AlertSinks, WebhookDelivery
 from monitor.state import AlertEvent, AppIdentity, AppState, Outcome, fingerprint, transition
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
+from tests.fakes import FakeClock, Sleeps
 from tests.serve_helpers import IN_SYNC, config_dict, metric, running, write_keys
 
 T0 = 1_764_300_000.0
@@ -347,27 +348,6 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps:
-    """Records backoff delays and returns at once; the resend timer (``forever``) never fires."""
-
-    def __init__(self, resend_interval: float | None = None) -> None:
-        self.delays: list[float] = []
-        self.resend_interval = resend_interval
-
-    async def __call__(self, seconds: float) -> None:
-        if seconds == self.resend_interval:
-            await asyncio.Event().wait()  # tests call request_resend() themselves
-        self.delays.append(seconds)
-
-
 def sample(metrics: Metrics, name: str, sink: str) -> float | None:
     return metrics.registry.get_sample_value(f"callback_monitor_{name}", {"sink": sink})
 
@@ -386,7 +366,7 @@ def webhook(
         session=session,
         queue_size=kw.pop("queue_size", 10),
         observer=metrics,
-        clock=Clock(),
+        clock=FakeClock(T0),
         sleep=sleeps,
         rng=random.Random(0),
         environ={"HOOK_SECRET": SECRET},
@@ -537,7 +517,7 @@ async def test_what_is_left_at_shutdown_after_the_flush_is_counted_as_dropped(
 
 
 def alertmanager(
-    receiver: Receiver, session: aiohttp.ClientSession, store: Store, clock: Clock, metrics: Metrics
+    receiver: Receiver, session: aiohttp.ClientSession, store: Store, clock: FakeClock, metrics: Metrics
 ) -> AlertmanagerDelivery:
     sink = AlertmanagerDelivery(
         AlertmanagerSink(
@@ -549,7 +529,7 @@ def alertmanager(
         queue_size=100,
         observer=metrics,
         clock=clock,
-        sleep=Sleeps(resend_interval=60.0),
+        sleep=Sleeps(forever=60.0),
         rng=random.Random(0),
     )
     sink.start()
@@ -565,7 +545,7 @@ def emit(store: Store, state: AppState, events: tuple[AlertEvent, ...]) -> None:
 async def test_alertmanager_hears_of_changes_at_once_and_of_everything_on_each_resend(
     receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    store, clock = Store(), Clock()
+    store, clock = Store(), FakeClock(T0)
     metrics = Metrics(store, version="1.0", process=False)
     sink = alertmanager(receiver, session, store, clock, metrics)
 
@@ -622,7 +602,7 @@ async def test_a_batch_never_fires_and_resolves_the_same_alert(
     receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     """While Alertmanager is slow, a finding appears and goes away: the batch sends its last word."""
-    store, clock = Store(), Clock()
+    store, clock = Store(), FakeClock(T0)
     metrics = Metrics(store, version="1.0", process=False)
     receiver.gate = asyncio.Event()
     sink = alertmanager(receiver, session, store, clock, metrics)
@@ -648,7 +628,7 @@ async def test_a_batch_never_fires_and_resolves_the_same_alert(
 async def test_reloads_start_reconfigure_and_retire_sinks(receiver: Receiver) -> None:
     store = Store()
     metrics = Metrics(store, version="1.0", process=False)
-    sinks = AlertSinks(store, metrics, external_url="https://cli.example.com", clock=Clock())
+    sinks = AlertSinks(store, metrics, external_url="https://cli.example.com", clock=FakeClock(T0))
     am = AlertmanagerSink(url=receiver.url, resend_interval=60.0, timeout=5.0, labels={})
     hook = WebhookSink(url=receiver.url + "/hook", secret=None, timeout=5.0)
     await sinks.start(Alerting(external_url=None, alertmanager=am, webhook=None, queue_size=10))

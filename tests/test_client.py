@@ -39,6 +39,7 @@ from monitor.tencent.client import (
     parse_envelope,
 )
 from monitor.tencent.model import CallbackConfig
+from tests.fakes import FakeClock, Sleeps
 
 T0 = 1_700_000_000.0
 KEY = "k3y-5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -49,30 +50,6 @@ LIVE = CallbackConfig(
     "https://hooks.example.com/tencent/room?token=s3cret",
     ("Room.CallbackAfterCreateRoom", "Room.CallbackAfterDestroyRoom"),
 )
-
-
-@dataclass
-class FakeClock:
-    now: float = T0
-    step: float = 0.0  # added after each reading, for a clock that moves on its own
-
-    def __call__(self) -> float:
-        now = self.now
-        self.now += self.step
-        return now
-
-
-@dataclass
-class RecordingSleep:
-    """Records each delay instead of sleeping; ``then`` runs on each call (e.g. to clear a fault)."""
-
-    delays: list[float] = field(default_factory=list)
-    then: Callable[[], None] | None = None
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        if self.then is not None:
-            self.then()
 
 
 class MaxJitter(random.Random):
@@ -107,7 +84,7 @@ class Seen:
 
 @pytest.fixture
 def sim_clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -138,13 +115,13 @@ async def session(seen: Seen) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def sleeper() -> RecordingSleep:
-    return RecordingSleep()
+def sleeper() -> Sleeps:
+    return Sleeps()
 
 
 @pytest.fixture
 def make_client(
-    session: aiohttp.ClientSession, clock: FakeClock, sleeper: RecordingSleep, seen: Seen
+    session: aiohttp.ClientSession, clock: FakeClock, sleeper: Sleeps, seen: Seen
 ) -> Callable[..., RoomConfigClient]:
     def make(**overrides: Any) -> RoomConfigClient:
         options: dict[str, Any] = {
@@ -384,7 +361,7 @@ async def test_an_unusable_endpoint_is_a_bad_request_before_any_request(
 
 
 async def test_transient_errors_are_tried_attempts_times_with_capped_backoff(
-    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: RecordingSleep
+    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: Sleeps
 ) -> None:
     sim.set_faults(Faults(http_502_rate=1.0))
     client = make_client(rng=MaxJitter(), retry=RetryPolicy(attempts=6, base_delay=0.2, max_delay=1.0))
@@ -396,7 +373,7 @@ async def test_transient_errors_are_tried_attempts_times_with_capped_backoff(
 
 
 async def test_backoff_jitter_stays_within_its_bounds(
-    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: RecordingSleep
+    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: Sleeps
 ) -> None:
     sim.set_faults(Faults(reset_rate=1.0))
     with pytest.raises(NetworkError):
@@ -409,7 +386,7 @@ async def test_backoff_jitter_stays_within_its_bounds(
 
 
 async def test_a_transient_error_then_success_returns_the_answer(
-    client: RoomConfigClient, sim: Simulator, sleeper: RecordingSleep, seen: Seen
+    client: RoomConfigClient, sim: Simulator, sleeper: Sleeps, seen: Seen
 ) -> None:
     sim.set_faults(Faults(garbage_rate=1.0))
     sleeper.then = lambda: sim.set_faults(Faults())
@@ -428,7 +405,7 @@ async def test_a_transient_error_then_success_returns_the_answer(
     ],
 )
 async def test_errors_a_retry_cannot_fix_are_raised_at_once(
-    client: RoomConfigClient, sim: Simulator, sleeper: RecordingSleep, faults: Faults
+    client: RoomConfigClient, sim: Simulator, sleeper: Sleeps, faults: Faults
 ) -> None:
     sim.set_faults(faults)
     with pytest.raises(TencentError) as caught:
@@ -439,7 +416,7 @@ async def test_errors_a_retry_cannot_fix_are_raised_at_once(
 
 
 async def test_a_rate_limit_is_retried_once_after_the_rate_limit_delay(
-    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: RecordingSleep
+    make_client: Callable[..., RoomConfigClient], sim: Simulator, sleeper: Sleeps
 ) -> None:
     sim.set_faults(Faults(rate_limit_rate=1.0))
     client = make_client(rng=MaxJitter(), retry=RetryPolicy(rate_limit_delay=1.0))
@@ -451,7 +428,7 @@ async def test_a_rate_limit_is_retried_once_after_the_rate_limit_delay(
 
 
 async def test_a_rate_limit_delay_is_jittered_but_never_shorter(
-    client: RoomConfigClient, sim: Simulator, sleeper: RecordingSleep
+    client: RoomConfigClient, sim: Simulator, sleeper: Sleeps
 ) -> None:
     sim.set_faults(Faults(rate_limit_rate=1.0))
     sleeper.then = lambda: sim.set_faults(Faults())
@@ -462,7 +439,7 @@ async def test_a_rate_limit_delay_is_jittered_but_never_shorter(
 
 
 async def test_an_expired_sig_answer_signs_anew_and_retries_once(
-    client: RoomConfigClient, sim: Simulator, clock: FakeClock, seen: Seen, sleeper: RecordingSleep
+    client: RoomConfigClient, sim: Simulator, clock: FakeClock, seen: Seen, sleeper: Sleeps
 ) -> None:
     clock.step = 1.0  # a sig signed in the same second as the last one would be the same string
     sim.set_faults(Faults(error_code=70001, error_code_rate=1.0))
@@ -478,7 +455,7 @@ async def test_70001_after_a_clock_jump_is_healed_by_a_new_sig(
     make_client: Callable[..., RoomConfigClient], sim: Simulator, sim_clock: FakeClock, seen: Seen
 ) -> None:
     """The server's clock leaps a day ahead of ours (a resumed VM): its 70001 makes us sign again."""
-    client_clock = FakeClock()
+    client_clock = FakeClock(T0)
     client = make_client(clock=client_clock)
     target = target_for(sim)
     assert await client.get_callback(target) == LIVE
@@ -538,7 +515,7 @@ def test_a_renewal_window_as_long_as_the_sig_is_refused(session: aiohttp.ClientS
 
 
 async def test_a_connection_failure_fails_over_to_the_backup_host(
-    client: RoomConfigClient, sim: Simulator, seen: Seen, sleeper: RecordingSleep
+    client: RoomConfigClient, sim: Simulator, seen: Seen, sleeper: Sleeps
 ) -> None:
     target = target_for(sim, endpoint=closed_port_url(), backup_endpoint=sim.url)
     with structlog.testing.capture_logs() as logs:
@@ -552,7 +529,7 @@ async def test_a_connection_failure_fails_over_to_the_backup_host(
 
 
 async def test_without_a_backup_a_connection_failure_is_retried_in_place(
-    client: RoomConfigClient, sleeper: RecordingSleep, seen: Seen
+    client: RoomConfigClient, sleeper: Sleeps, seen: Seen
 ) -> None:
     target = Target(WITH_CONFIG, "administrator", closed_port_url(), KEY, timeout=2.0)
     with structlog.testing.capture_logs() as logs, pytest.raises(NetworkError) as caught:

@@ -9,30 +9,19 @@ from dataclasses import replace
 from monitor.probe_model import ProbeResult, ProbeSettings
 from monitor.probe_schedule import ProbeSchedule
 from monitor.probe_shared import ProbeRunner, ProbeTarget
+from tests.fakes import Ticks
 
 ON = ProbeSettings(enabled=True, interval=300.0)
 A = "https://a.example.com/hook"
 B = "https://b.example.com/hook"
 
 
-class Clockwork:
-    """The injected wait: each call is recorded and returns only when the test gives a tick."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self.ticks: asyncio.Queue[None] = asyncio.Queue()
-
-    async def wait(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await self.ticks.get()
-
-
 async def fake_probe(url: str, settings: ProbeSettings) -> ProbeResult:
     return ProbeResult(url=url, started=0.0, total=0.0, status=204)
 
 
-def schedule() -> tuple[ProbeSchedule, Clockwork, asyncio.Queue[tuple[tuple[str, ...], str]]]:
-    clock = Clockwork()
+def schedule() -> tuple[ProbeSchedule, Ticks, asyncio.Queue[tuple[tuple[str, ...], str]]]:
+    clock = Ticks()
     seen: asyncio.Queue[tuple[tuple[str, ...], str]] = asyncio.Queue()
 
     def on_result(target: ProbeTarget, result: ProbeResult) -> None:

@@ -16,6 +16,7 @@ from monitor.config import AppConfig, load_config_text
 from monitor.heap import collector_paused
 from monitor.ratelimit import RateLimiter
 from monitor.scheduler import Scheduler, jitter_for, shard_of
+from tests.fakes import FakeTime, ShiftClock
 
 
 def test_shards_split_apps_evenly_and_stably() -> None:
@@ -35,19 +36,6 @@ def test_shard_count_one_keeps_everything() -> None:
 def test_jitter_is_a_tenth_of_the_interval_capped() -> None:
     assert jitter_for(10) == 1.0
     assert jitter_for(3600) == 5.0
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 async def test_rate_limiter_allows_a_burst_then_paces() -> None:
@@ -92,19 +80,6 @@ async def test_rate_limiter_keeps_its_rate_when_sleeps_overshoot() -> None:
     assert fake.now == pytest.approx(4.905, abs=0.01)
 
 
-class SteppingClocks:
-    """A wall clock that a test can step, beside a monotonic clock that never steps."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def wall(self) -> float:
-        return time.time() + self.offset
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 def one_app(tmp_path: Path, interval: str = "60s") -> AppConfig:
     key = tmp_path / "key"
     key.write_text("k" * 32, encoding="utf-8")
@@ -122,7 +97,7 @@ def one_app(tmp_path: Path, interval: str = "60s") -> AppConfig:
 
 
 async def test_a_wall_clock_step_moves_every_planned_check_by_the_step(tmp_path: Path) -> None:
-    clocks = SteppingClocks()
+    clocks = ShiftClock()
     planned: dict[str, float | None] = {}
 
     async def never(_app: AppConfig) -> None:
@@ -132,8 +107,8 @@ async def test_a_wall_clock_step_moves_every_planned_check_by_the_step(tmp_path:
         never,
         concurrency=1,
         on_planned=planned.__setitem__,
-        wall=clocks.wall,
-        monotonic=clocks.monotonic,
+        wall=clocks,
+        monotonic=time.monotonic,
     )
     scheduler.start()
     try:
@@ -156,12 +131,12 @@ async def test_a_wall_clock_step_moves_every_planned_check_by_the_step(tmp_path:
 
 async def test_apscheduler_looks_for_a_step_before_it_reads_its_plan(tmp_path: Path) -> None:
     """Pins the hook into APScheduler 3.x (``_process_jobs``): adding a job makes it plan again."""
-    clocks = SteppingClocks()
+    clocks = ShiftClock()
 
     async def never(_app: AppConfig) -> None:
         raise AssertionError("no check is due in this test")
 
-    scheduler = Scheduler(never, concurrency=1, wall=clocks.wall, monotonic=clocks.monotonic)
+    scheduler = Scheduler(never, concurrency=1, wall=clocks, monotonic=time.monotonic)
     scheduler.start()
     try:
         clocks.offset = -40.0

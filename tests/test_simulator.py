@@ -26,6 +26,7 @@ from monitor.simulator import (
 )
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.usersig import sign
+from tests.fakes import FakeClock
 
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 OTHER_KEY = "ffffeeeeddddccccbbbbaaaa9999888877776666555544443333222211110000"
@@ -34,18 +35,6 @@ OTHER_APP = 1400000002
 START = 1_700_000_000.0
 CONFIG = CallbackConfig("https://hooks.example.com/room?token=t0k3n", ("Room.CallbackAfterCreateRoom",))
 REQUEST_ID = re.compile(r"^Id-[0-9a-f]{32}-O-Seq-\d+$")
-
-
-class FakeClock:
-    """A settable clock; ``read`` is set once the simulator has looked at it (a request arrived)."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-        self.read = asyncio.Event()
-
-    def __call__(self) -> float:
-        self.read.set()
-        return self.now
 
 
 @dataclass
@@ -93,7 +82,7 @@ class Env:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     sim = Simulator(clock=clock, seed=7)
     sim.add_app(APP, KEY, admins=["administrator", "ops"], callback=CONFIG)
     sim.add_app(OTHER_APP, KEY)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from monitor.simulator import Simulator
 from monitor.tencent.model import CallbackConfig
+from tests.fakes import ShiftClock as ShiftClock  # the lab's users take it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,16 +91,6 @@ class Leaks:
 
 
 # ---- the simulator on loopback ----------------------------------------------------------------------
-
-
-class ShiftClock:
-    """The simulator's clock: real time plus an offset a test moves (to make every UserSig expired)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class SimServer:

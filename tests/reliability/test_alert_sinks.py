@@ -32,6 +32,7 @@ from monitor.sinks import AlertmanagerDelivery, AlertSinks, WebhookDelivery
 from monitor.state import AlertEvent, AppIdentity, AppState, Outcome, transition
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
+from tests.fakes import Sleeps
 from tests.reliability.lab import FIGURES
 from tests.serve_helpers import DRIFTED_URL, Serve, config_dict, write_keys
 
@@ -92,19 +93,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-class Sleeps:
-    """Records every wait and returns at once, except Alertmanager's resend timer, which never fires."""
-
-    def __init__(self, resend_interval: float = 3600.0) -> None:
-        self.delays: list[float] = []
-        self.resend_interval = resend_interval
-
-    async def __call__(self, seconds: float) -> None:
-        if seconds == self.resend_interval:
-            await asyncio.Event().wait()  # the tests ask for resends themselves
-        self.delays.append(seconds)
-
-
 def app(name: str) -> AppIdentity:
     return AppIdentity(name=name, sdkappid=1400000001, labels=MappingProxyType({}), desired=WANT)
 
@@ -157,7 +145,7 @@ async def test_the_webhook_waits_as_long_as_retry_after_asks_in_seconds_or_as_a_
     receiver: Receiver, session: ClientSession
 ) -> None:
     metrics = Metrics(Store(), version="1.0", process=False)
-    sleeps = Sleeps()
+    sleeps = Sleeps(forever=3600.0)
     receiver.answers = [
         (429, {"Retry-After": "30"}),
         (503, {"Retry-After": http_date(T0 + 12)}),
@@ -184,7 +172,7 @@ async def test_alertmanager_waits_out_retry_after_on_429_but_not_a_date_in_the_p
 ) -> None:
     store = Store()
     metrics = Metrics(store, version="1.0", process=False)
-    sleeps = Sleeps()
+    sleeps = Sleeps(forever=3600.0)
     receiver.answers = [(429, {"Retry-After": "30"}), (503, {"Retry-After": http_date(T0 - 100)})]
     sink = alertmanager_sink(session, receiver.url, store, metrics, sleeps, queue_size=10)
     drifted(store, "prod-sg")
@@ -227,7 +215,7 @@ async def test_resends_never_push_out_new_alerts_nor_count_as_dropped(
     metrics = Metrics(store, version="1.0", process=False)
     for i in range(200):
         drifted(store, f"app-{i:03d}")
-    sink = alertmanager_sink(session, receiver.url, store, metrics, Sleeps(), queue_size=1000)
+    sink = alertmanager_sink(session, receiver.url, store, metrics, Sleeps(forever=3600.0), queue_size=1000)
     await receiver.wait(1)
     await sink.outbox.drained()
     sink.outbox.resize(20)
@@ -264,7 +252,7 @@ async def test_a_failed_resend_is_not_retried_while_new_alerts_wait(
 ) -> None:
     store = Store()
     metrics = Metrics(store, version="1.0", process=False)
-    sleeps = Sleeps()
+    sleeps = Sleeps(forever=3600.0)
     drifted(store, "prod-sg")
     sink = alertmanager_sink(session, receiver.url, store, metrics, sleeps, queue_size=20)
     await receiver.wait(1)
@@ -292,7 +280,7 @@ async def test_resends_left_at_shutdown_are_not_counted_as_dropped_alerts(
     metrics = Metrics(store, version="1.0", process=False)
     for i in range(10):
         drifted(store, f"app-{i:03d}")
-    sink = alertmanager_sink(session, receiver.url, store, metrics, Sleeps(), queue_size=100)
+    sink = alertmanager_sink(session, receiver.url, store, metrics, Sleeps(forever=3600.0), queue_size=100)
     await receiver.wait(1)
     await sink.outbox.drained()
     sink.outbox.resize(20)
