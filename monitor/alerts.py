@@ -15,7 +15,8 @@ from typing import Any
 
 import structlog
 
-from monitor.drift import Finding, Kind
+from monitor.drift import Finding
+from monitor.kinds import Kind
 from monitor.output import error_dict, iso
 from monitor.redact import redact_text, redact_url
 from monitor.state import CHECK_SEVERITY, AlertEvent, AppState

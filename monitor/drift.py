@@ -9,10 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from monitor.config import Policy, UnexpectedCommands
-from monitor.kinds import DRIFT_KINDS as DRIFT_KINDS
-from monitor.kinds import POLICY_KINDS as POLICY_KINDS
-from monitor.kinds import SEVERITY as SEVERITY
-from monitor.kinds import Kind as Kind
+from monitor.kinds import POLICY_KINDS, SEVERITY, Kind
 from monitor.tencent.commands import canonical
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import problem as url_problem

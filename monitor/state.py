@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-from monitor.drift import SEVERITY, Finding, Kind, Verdict, same_config
+from monitor.drift import Finding, Verdict, same_config
 from monitor.errors import CheckError
+from monitor.kinds import SEVERITY, Kind
 from monitor.probe_eval import EndpointState
 from monitor.tencent.commands import canonical_set
 from monitor.tencent.model import CallbackConfig

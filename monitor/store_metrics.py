@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from monitor.drift import DRIFT_KINDS, POLICY_KINDS, config_fingerprint
+from monitor.drift import config_fingerprint
 from monitor.errors import REASONS
+from monitor.kinds import DRIFT_KINDS, POLICY_KINDS
 from monitor.state import AppState
 from monitor.store import Store
 

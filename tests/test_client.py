@@ -30,14 +30,8 @@ from monitor.errors import (
     TencentError,
 )
 from monitor.simulator import Faults, Simulator
-from monitor.tencent.client import (
-    Answer,
-    RetryPolicy,
-    RoomConfigClient,
-    Target,
-    code_label,
-    parse_envelope,
-)
+from monitor.tencent.client import RetryPolicy, RoomConfigClient, Target
+from monitor.tencent.envelope import Answer, code_label, parse_envelope
 from monitor.tencent.model import CallbackConfig
 from tests.fakes import FakeClock, Sleeps
 

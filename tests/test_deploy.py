@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.drift import DRIFT_KINDS
+from monitor.kinds import DRIFT_KINDS
 from monitor.settings import DEFAULT_LISTEN
 from tests.test_metrics import DESIGN
 

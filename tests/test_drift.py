@@ -7,16 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.config import Policy, UnexpectedCommands
-from monitor.drift import (
-    DRIFT_KINDS,
-    POLICY_KINDS,
-    SEVERITY,
-    Kind,
-    compare,
-    config_fingerprint,
-    host_allowed,
-    urls_equal,
-)
+from monitor.drift import compare, config_fingerprint, host_allowed, urls_equal
+from monitor.kinds import DRIFT_KINDS, POLICY_KINDS, SEVERITY, Kind
 from monitor.tencent.commands import KNOWN_COMMANDS
 from monitor.tencent.model import CallbackConfig
 

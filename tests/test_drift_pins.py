@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.config import Policy, UnexpectedCommands
-from monitor.drift import Finding, Kind, Verdict, compare, config_fingerprint, urls_equal
+from monitor.drift import Finding, Verdict, compare, config_fingerprint, urls_equal
+from monitor.kinds import Kind
 from monitor.tencent.model import CallbackConfig
 
 CREATE, DESTROY, ENTER = (

@@ -16,7 +16,7 @@ from monitor.errors import (
     RequestTimeout,
     TencentError,
 )
-from monitor.tencent.client import Answer, code_label, hostname, parse_envelope
+from monitor.tencent.envelope import Answer, code_label, hostname, parse_envelope
 from monitor.tencent.model import CallbackConfig
 
 CREATE = "Room.CallbackAfterCreateRoom"

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.config import AppConfig, Policy, UnexpectedCommands, load_config_text
-from monitor.drift import Kind, compare
+from monitor.drift import compare
+from monitor.kinds import Kind
 from monitor.remediate import (
     APPLIED,
     FAILED,

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from monitor.config import Policy
-from monitor.drift import SEVERITY, Kind, Verdict, compare
+from monitor.drift import Verdict, compare
 from monitor.errors import REASONS, CheckError
+from monitor.kinds import SEVERITY, Kind
 from monitor.state import (
     HISTORY_LIMIT,
     AlertEvent,

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.config import Policy, load_config_text
-from monitor.drift import Kind, compare
+from monitor.drift import compare
 from monitor.errors import ConfigError
+from monitor.kinds import Kind
 from monitor.redact import redact_text, redact_url
 from monitor.tencent.model import CallbackConfig
 from monitor.urls import authority_span, connect_host, host_allowed, problem, url_host_allowed

@@ -19,7 +19,6 @@ from monitor.config.model import (
     SecretRef,
     UnexpectedCommands,
     WebhookSink,
-    host_allowed,
 )
 from monitor.config.shapes import parse_duration
 from monitor.config.values import (
@@ -52,7 +51,6 @@ __all__ = [
     "SecretRef",
     "UnexpectedCommands",
     "WebhookSink",
-    "host_allowed",
     "load_config",
     "load_config_text",
     "parse_duration",

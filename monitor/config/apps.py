@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from monitor.config import secrets, values
-from monitor.config.model import NO_LABELS, AppConfig, Policy, SecretRef, UnexpectedCommands, host_allowed
+from monitor.config.model import NO_LABELS, AppConfig, Policy, SecretRef, UnexpectedCommands
 from monitor.config.probe import ProbeLayer, bad_probe_layer, read_probe, resolve_probe
 from monitor.config.problems import BAD, At, Bad, Load, Slot
 from monitor.config.secrets import SecretSpec
@@ -16,6 +16,7 @@ from monitor.config.values import REGION_LOCATIONS, Callback, Location
 from monitor.config.yamltree import UNREADABLE, Map, Seq, clip
 from monitor.redact import redact_url
 from monitor.tencent.regions import DEFAULT_REGION
+from monitor.urls import host_allowed
 
 LAYER_KEYS = (
     "region",

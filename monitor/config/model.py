@@ -14,7 +14,6 @@ from monitor.config.files import CannotOpen, UnreadableFile, read_regular
 from monitor.errors import Problem, ResourceExhausted, SecretUnavailable
 from monitor.probe_model import ProbeSettings
 from monitor.tencent.model import CallbackConfig
-from monitor.urls import host_allowed as host_allowed  # the config's own name for it
 
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 

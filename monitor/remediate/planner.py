@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.config import Policy
-from monitor.drift import POLICY_KINDS, Kind, Verdict, compare, urls_equal
+from monitor.drift import Verdict, compare, urls_equal
+from monitor.kinds import POLICY_KINDS, Kind
 from monitor.redact import redact_url
 from monitor.tencent.commands import canonical
 from monitor.tencent.model import CallbackConfig

@@ -23,31 +23,10 @@ from monitor.errors import (
 from monitor.redact import redact_url
 from monitor.tencent import codes
 from monitor.tencent.envelope import (
-    MAX_COMMAND as MAX_COMMAND,
-)
-from monitor.tencent.envelope import (
-    MAX_COMMANDS as MAX_COMMANDS,
-)
-from monitor.tencent.envelope import (
-    MAX_ERROR_INFO as MAX_ERROR_INFO,
-)
-from monitor.tencent.envelope import (
-    MAX_REQUEST_ID as MAX_REQUEST_ID,
-)
-from monitor.tencent.envelope import (
-    MAX_URL as MAX_URL,
-)
-from monitor.tencent.envelope import (
-    Answer as Answer,
-)
-from monitor.tencent.envelope import (
-    code_label as code_label,
-)
-from monitor.tencent.envelope import (
-    hostname as hostname,
-)
-from monitor.tencent.envelope import (
-    parse_envelope as parse_envelope,
+    Answer,
+    code_label,
+    hostname,
+    parse_envelope,
 )
 from monitor.tencent.model import CallbackConfig
 from monitor.tencent.regions import endpoint_problem

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
-from monitor.drift import Finding, Kind
+from monitor.drift import Finding
+from monitor.kinds import Kind
 from monitor.output import iso
 from monitor.probe_eval import EndpointFinding
 from monitor.redact import redact_text, redact_url

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from monitor.config import Config, load_config, load_config_text
 from monitor.errors import REASONS, ConfigError, TencentError
-from monitor.tencent.client import Answer, parse_envelope
+from monitor.tencent.envelope import Answer, parse_envelope
 from monitor.tencent.usersig import sign
 from tests.reliability.lab import FIGURES, Leaks
 
