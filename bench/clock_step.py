@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import Fleet, Workdir, command
+from bench.harness import Fleet, Workdir, serve_process
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 ENDPOINT = "http://127.0.0.1:9"
@@ -39,20 +39,7 @@ async def measure() -> list[str]:
     offset = workdir.root / "offset"
     offset.write_text("+0\n")
     config = workdir.write_config(Fleet(1), "one", endpoint=ENDPOINT, interval="2s")
-    proc = await asyncio.create_subprocess_exec(
-        *command(),
-        "serve",
-        "--config",
-        str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=faketime_env(offset),
-    )
+    proc = await serve_process(config, env=faketime_env(offset))
     checks: list[float] = []
     out: list[str] = []
 

@@ -326,6 +326,19 @@ async def simulator(
         await child.stop()
 
 
+async def serve_process(config: Path, **popen: Any) -> asyncio.subprocess.Process:
+    """``serve`` on 127.0.0.1:0 with JSON logs on a pipe (stderr joined to it), for the scripts that read
+    its log lines themselves; ``popen`` adds what they need (an environment, a preexec_fn, a limit)."""
+    return await asyncio.create_subprocess_exec(
+        *command(),
+        *("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--log-format", "json"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        **popen,
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve(
     workdir: Workdir,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import Fleet, Workdir, command
+from bench.harness import Fleet, Workdir, serve_process
 
 ENDPOINT = "http://127.0.0.1:9"
 PARTIAL = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -36,21 +36,7 @@ async def _spawn(config: Path, nofile: int | None) -> tuple[asyncio.subprocess.P
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    proc = await asyncio.create_subprocess_exec(
-        *command(),
-        "serve",
-        "--config",
-        str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=limit,
-        limit=1 << 24,
-    )
+    proc = await serve_process(config, preexec_fn=limit, limit=1 << 24)
     assert proc.stdout is not None
     lines: list[bytes] = []
     while True:
