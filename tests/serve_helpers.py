@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.simulator import SAMPLE_DESIRED, sample_key
@@ -350,3 +351,20 @@ async def running(config: Path, *args: str) -> AsyncIterator[Serve]:
         yield serve
     finally:
         await serve.close()
+
+
+@contextlib.asynccontextmanager
+async def post_receiver(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """``handle`` answering every POST on a loopback port; yields its base URL, like http://127.0.0.1:PORT."""
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -47,7 +47,7 @@ from monitor.state import AlertEvent, AppIdentity, AppState, Outcome, fingerprin
 from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
 from tests.fakes import FakeClock, Sleeps
-from tests.serve_helpers import IN_SYNC, config_dict, metric, running, write_keys
+from tests.serve_helpers import IN_SYNC, config_dict, metric, post_receiver, running, write_keys
 
 T0 = 1_764_300_000.0
 TOKEN = "s3cr3t-T0KEN-value"
@@ -327,19 +327,13 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield rec
-    finally:
-        if rec.gate is not None:
-            rec.gate.set()
-        await runner.cleanup()
+    async with post_receiver(rec.handle) as url:
+        rec.url = url
+        try:
+            yield rec
+        finally:
+            if rec.gate is not None:
+                rec.gate.set()
 
 
 @pytest.fixture

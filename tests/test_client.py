@@ -34,6 +34,7 @@ from monitor.tencent.client import RetryPolicy, RoomConfigClient, Target
 from monitor.tencent.envelope import Answer, code_label, parse_envelope
 from monitor.tencent.model import CallbackConfig
 from tests.fakes import FakeClock, Sleeps
+from tests.serve_helpers import post_receiver
 
 T0 = 1_700_000_000.0
 KEY = "k3y-5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -754,14 +755,8 @@ async def sized_answers() -> AsyncIterator[str]:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with post_receiver(answer) as url:
+        yield url
 
 
 @pytest.mark.parametrize("chunked", [0, 1])

@@ -34,7 +34,7 @@ from monitor.store import Store
 from monitor.tencent.model import CallbackConfig
 from tests.fakes import Sleeps
 from tests.reliability.lab import FIGURES
-from tests.serve_helpers import DRIFTED_URL, Serve, config_dict, write_keys
+from tests.serve_helpers import DRIFTED_URL, Serve, config_dict, post_receiver, write_keys
 
 T0 = 1_764_300_000.0
 CMDS = ("Room.CallbackAfterCreateRoom", "Room.CallbackAfterDestroyRoom")
@@ -79,18 +79,12 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield rec
-    finally:
-        rec.release()
-        await runner.cleanup()
+    async with post_receiver(rec.handle) as url:
+        rec.url = url
+        try:
+            yield rec
+        finally:
+            rec.release()
 
 
 def app(name: str) -> AppIdentity:
